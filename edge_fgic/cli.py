@@ -1,0 +1,411 @@
+"""The ``edge-fgic`` command line: a thin layer that parses flags, calls one function, prints.
+
+Error policy (for every command):
+
+* :class:`~edge_fgic.errors.UserError` (bad path, bad dataset, bad checkpoint, bad option)
+  -> ``error: <message>`` as ONE red line on stderr, exit code 2, no traceback.
+* Ctrl-C -> one line (``interrupted``; plus ``rerun with --resume`` for resumable commands),
+  exit code 130.
+* Anything else is a bug and keeps its full traceback.
+
+Heavy imports (torch, timm, matplotlib) happen inside the commands so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
+
+from .errors import UserError
+from .progress import console
+
+# Commands whose Ctrl-C message suggests --resume (the trainer writes last.pt for it).
+RESUMABLE_COMMANDS = {"train"}
+INTERRUPTED_EXIT_CODE = 130
+# OS errors a user fixes (permissions, full or read-only disk): one line, not a traceback.
+_USER_OS_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", -1)}
+
+
+def print_error(message: object) -> None:
+    """``error: <message>`` in red on stderr, always exactly one line (never wrapped)."""
+    line = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    # A fresh Console: picks up the current sys.stderr (and whether it is a terminal).
+    Console(stderr=True, highlight=False, soft_wrap=True).print(Text(f"error: {line}", style="red"))
+
+
+def _interrupted_message(command: str | None) -> str:
+    if command in RESUMABLE_COMMANDS:
+        return "interrupted; rerun with --resume to continue"
+    return "interrupted"
+
+
+class _Group(TyperGroup):
+    """Turns user errors and Ctrl-C inside any command into one line + exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            print_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            Console(stderr=True, highlight=False, soft_wrap=True).print(
+                Text(_interrupted_message(ctx.invoked_subcommand), style="yellow")
+            )
+            raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+        except OSError as exc:
+            if exc.errno not in _USER_OS_ERRNOS:
+                raise
+            where = exc.filename or ""
+            print_error(f"{where}: {exc.strerror}; check the path and its permissions / free space".lstrip(": "))
+            raise typer.Exit(1) from None
+
+
+APP_HELP = """\
+[bold]edge-fgic[/]: fine-grained image classification with timm ConvNeXt, from GPU training to edge devices.
+
+Pipeline stages:
+[bold]1. datasets[/]  inspect a dataset (or list the supported layouts)
+[bold]2. train[/]     train a ConvNeXt classifier (writes best.pt / last.pt)
+[bold]3. eval[/]      evaluate a checkpoint: metrics, confusion matrix, confused pairs, Grad-CAM
+[bold]4. edge[/]      distil, quantise (INT8), export (ONNX / TensorRT / TFLite) and benchmark
+
+Datasets are given as [bold]--data KIND=PATH[/] (a plain PATH means an ImageFolder tree); run [bold]edge-fgic datasets[/] for the kinds.
+"""
+
+app = typer.Typer(
+    name="edge-fgic",
+    cls=_Group,
+    help=APP_HELP,
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+# ---------------------------------------------------------------- shared option helpers
+
+
+class Split(str, Enum):
+    train = "train"
+    val = "val"
+    test = "test"
+
+
+DataOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--data",
+        "-d",
+        metavar="KIND=PATH",
+        help="Dataset as KIND=PATH (e.g. cub200=~/data/CUB, synthetic=datasets/synthetic_fg) or an ImageFolder PATH.",
+        show_default=False,
+    ),
+]
+DeviceOption = Annotated[
+    str,
+    typer.Option("--device", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N or mps."),
+]
+SkipBadImagesOption = Annotated[
+    bool,
+    typer.Option("--skip-bad-images", help="Leave out images that cannot be decoded instead of stopping."),
+]
+
+
+def _one_data(argument: str | None, option: str | None) -> str | None:
+    """Accept the dataset as a positional argument or as --data (not two different ones)."""
+    if argument and option and argument != option:
+        raise UserError(f"got two datasets ({argument} and --data {option}); pass one")
+    return argument or option
+
+
+def _class_mismatch(expected: list[str], got: list[str]) -> str:
+    missing = [c for c in expected if c not in set(got)]
+    extra = [c for c in got if c not in set(expected)]
+    parts = []
+    if missing:
+        parts.append(f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    if extra:
+        parts.append(f"unexpected {extra[:5]}{' ...' if len(extra) > 5 else ''}")
+    return ", ".join(parts) or "same names in a different order"
+
+
+def _fmt_range(stats: dict[str, Any] | None) -> str:
+    if not stats:
+        return "—"
+    return f"{stats['min']} / {stats['median']} / {stats['max']}"
+
+
+# ---------------------------------------------------------------- datasets
+
+
+@app.command("datasets")
+def datasets_cmd(
+    data: Annotated[
+        Optional[str],
+        typer.Argument(metavar="DATA", help="KIND=PATH or an ImageFolder PATH to inspect; omit to list the dataset kinds.", show_default=False),
+    ] = None,
+    data_opt: DataOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")] = False,
+) -> None:
+    """List the dataset kinds, or inspect one dataset: classes, split sizes, class balance, image sizes.
+
+    Image sizes and modes are read from the headers of at most 200 images per split (fast); a split the dataset does not have is shown as —.
+    """
+    spec = _one_data(data, data_opt)
+    if spec is None:
+        _print_readers(as_json)
+        return
+    from .data.summary import summarize_dataset
+
+    summary = summarize_dataset(spec)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    _print_summary(summary)
+
+
+def _print_readers(as_json: bool) -> None:
+    from .data.datasets import list_readers
+
+    readers = list_readers()
+    if as_json:
+        rows = [{"kind": r.kind, "aliases": list(r.aliases), "splits": list(r.splits), "layout": r.description} for r in readers]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="dataset kinds (--data KIND=PATH)", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("kind", style="bold", no_wrap=True)
+    table.add_column("aliases")
+    table.add_column("layout", overflow="fold")
+    for r in readers:
+        # Text(): layouts contain braces/brackets that must not be read as markup
+        table.add_row(Text(r.kind), Text(", ".join(r.aliases) or "—"), Text(r.description))
+    console.print(table)
+    console.print(Text("a plain PATH means imagefolder; inspect one with: edge-fgic datasets KIND=PATH", style="dim"))
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    names = s["classes"]
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    console.print(Text.assemble(("dataset ", "bold"), s["data"]))
+    console.print(Text.assemble(("layout  ", "bold"), s["layout"]))
+    console.print(Text.assemble(("classes ", "bold"), f"{s['num_classes']} ({shown})"))
+
+    splits = s["splits"]
+    table = Table(box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("", style="bold", no_wrap=True)
+    for name in splits:
+        table.add_column(name, justify="right")
+
+    def row(label: str, fn) -> None:
+        table.add_row(label, *[Text("—") if v is None else Text(fn(v)) for v in splits.values()])
+
+    row("images", lambda v: str(v["images"]))
+    row("per class min/med/max", lambda v: _fmt_range(v["images_per_class"]))
+    row("width min/med/max", lambda v: _fmt_range(v["width"]))
+    row("height min/med/max", lambda v: _fmt_range(v["height"]))
+    row("modes", lambda v: ", ".join(f"{m} {n}" for m, n in v["modes"].items()) or "—")
+    row("headers read", lambda v: f"{v['sampled'] - v['unreadable_headers']}/{v['sampled']}")
+    console.print(table)
+
+    notes = {}
+    for name, v in splits.items():
+        if v is not None and v["note"]:
+            notes.setdefault(v["note"], []).append(name)
+    for note, which in notes.items():
+        console.print(Text.assemble(("split note ", "bold"), f"({', '.join(which)}): {note}"))
+    for name, v in splits.items():
+        if v is not None and v["unreadable_headers"]:
+            console.print(
+                Text(
+                    f"warning: {v['unreadable_headers']} of {v['sampled']} sampled {name} image(s) have unreadable headers, "
+                    f"e.g. {'; '.join(v['unreadable_examples'])}",
+                    style="yellow",
+                )
+            )
+    console.print(Text(f"sizes/modes from the headers of <= {s['sample_per_split']} images per split", style="dim"))
+
+
+# ---------------------------------------------------------------- train
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    """``--set key=value`` overrides; values are parsed as YAML (numbers, lists, booleans)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item}: expected KEY=VALUE, e.g. --set weight_decay=0.02")
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
+@app.command("train")
+def train_cmd(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML recipe (see train/*.yaml). Default: the embedded synthetic demo recipe.", show_default=False)] = None,
+    data: DataOption = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="timm ConvNeXt name, e.g. convnext_atto, convnext_tiny, convnextv2_nano.", show_default=False)] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Number of epochs.", show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Batch size per device.", show_default=False)] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate.", show_default=False)] = None,
+    input_size: Annotated[Optional[int], typer.Option("--input-size", help="Square input size in pixels.", show_default=False)] = None,
+    pretrained: Annotated[Optional[str], typer.Option(help="'hub' (timm weights) or a local .safetensors/.pth file.", show_default=False)] = None,
+    attention_head: Annotated[Optional[bool], typer.Option("--attention-head/--no-attention-head", help="Channel + spatial attention on the last feature map.", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (best.pt, last.pt, metrics, plots).", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
+    device: DeviceOption = "auto",
+    workers: Annotated[Optional[int], typer.Option(help="DataLoader worker processes.", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.", show_default=False)] = None,
+    skip_bad_images: SkipBadImagesOption = False,
+    set_: Annotated[list[str], typer.Option("--set", help="Override any recipe field: --set KEY=VALUE (repeatable), e.g. --set mixup=0.2 --set ema=true.")] = [],
+    no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip the final evaluation (metrics, confusion matrix, Grad-CAM) of best.pt.")] = False,
+) -> None:
+    """Train a ConvNeXt classifier; checkpoints every epoch (atomically) and evaluates the best one.
+
+    Multi-GPU: [bold]torchrun --nproc_per_node=N -m edge_fgic train -c train/cub200.yaml ...[/]
+    """
+    from .training.config import DEMO_RECIPE, TrainConfig, load_recipe
+    from .training.trainer import train
+
+    source = str(config) if config else "embedded demo recipe"
+    fields = dict(DEMO_RECIPE) if config is None else load_recipe(config)
+    flags = {"data": data, "model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr, "input_size": input_size,
+             "pretrained": pretrained, "attention_head": attention_head, "out": str(out) if out else None,
+             "workers": workers, "seed": seed}
+    fields.update({k: v for k, v in flags.items() if v is not None})
+    fields.update(_parse_set(set_))
+    fields["device"] = device
+    if skip_bad_images:
+        fields["skip_bad_images"] = True
+    cfg = TrainConfig.from_dict(fields, source)
+    result = train(cfg, resume=resume, final_eval=not no_eval)
+    console.print(Text.assemble(("best   ", "bold"), f"{result.best}  (val top-1 {result.best_metrics.get('val_top1', float('nan')):.2f} % at epoch {result.best_metrics.get('epoch')})"))
+    console.print(Text.assemble(("last   ", "bold"), str(result.last)))
+    console.print(Text.assemble(("metrics", "bold"), f" {result.out / 'metrics.csv'}  {result.out / 'training_curves.png'}"))
+    if result.eval_metrics:
+        from .training.evaluate import metrics_table
+
+        console.print(metrics_table(result.eval_metrics))
+        files = result.eval_metrics.get("files", {})
+        console.print(Text.assemble(("plots  ", "bold"), f" {files.get('confusion_matrix', '')}  {files.get('gradcam', '')}"))
+
+
+
+# ---------------------------------------------------------------- eval
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[
+        Path,
+        typer.Option("--model", "-m", metavar="CKPT", help="Checkpoint written by `edge-fgic train` (best.pt).", show_default=False),
+    ],
+    data: DataOption = None,
+    split: Annotated[Split, typer.Option("--split", help="Split to evaluate.")] = Split.val,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", metavar="DIR", help="Output folder (default: <checkpoint folder>/eval-<split>).", show_default=False),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per batch.")] = 64,
+    device: DeviceOption = "auto",
+    gradcam: Annotated[int, typer.Option("--gradcam", min=0, metavar="N", help="Grad-CAM panel with N images (0 = none).")] = 8,
+    skip_bad_images: SkipBadImagesOption = False,
+) -> None:
+    """Evaluate a checkpoint: top-1/top-5, macro P/R/F1, per-class CSV, confused pairs, confusion matrix, Grad-CAM.
+
+    The dataset defaults to the one recorded in the checkpoint and must have the checkpoint's classes; images are preprocessed exactly as recorded in the checkpoint. Default output folder: <checkpoint folder>/eval-<split>.
+    """
+    from .data.datasets import open_split, parse_data_spec, read_split
+    from .data.transforms import eval_transform
+    from .models import load_model
+    from .training.evaluate import evaluate, metrics_table
+    from .utils import resolve_device
+
+    dev = resolve_device(device)
+    net, ckpt = load_model(model)
+    if data is None:
+        recorded = (ckpt.train_config or {}).get("data")
+        if not recorded:
+            raise UserError(f"{model}: the checkpoint records no dataset; pass --data KIND=PATH")
+        try:
+            spec = parse_data_spec(str(recorded))
+        except UserError as exc:
+            raise UserError(f"{exc} (dataset recorded in {model}; pass --data KIND=PATH to use another)") from None
+    else:
+        spec = parse_data_spec(data)
+
+    split_name = split.value
+    index = read_split(spec, split_name)  # cheap: check classes before decoding every image
+    if list(index.classes) != list(ckpt.classes):
+        raise UserError(
+            f"{spec.path}: the {split_name} split's {len(index.classes)} classes differ from the "
+            f"{len(ckpt.classes)} classes of {model} ({_class_mismatch(list(ckpt.classes), list(index.classes))}); "
+            "pass --data with the dataset the checkpoint was trained on"
+        )
+    dataset = open_split(spec, split_name, eval_transform(ckpt.preprocess), skip_bad_images=skip_bad_images)
+    out_dir = out if out is not None else Path(model).expanduser().parent / f"eval-{split_name}"
+
+    console.print(
+        Text(
+            f"evaluating {model} ({ckpt.model.name}, {len(ckpt.classes)} classes, {ckpt.preprocess.input_size}px) "
+            f"on {spec} [{split_name}: {len(dataset)} images] on {dev}",
+            style="dim",
+        ),
+        soft_wrap=True,
+    )
+    if dataset.note:
+        console.print(Text(f"split note: {dataset.note}", style="dim"))
+    result = evaluate(
+        net,
+        dataset,
+        out_dir,
+        preprocess=ckpt.preprocess,
+        device=dev,
+        batch_size=batch_size,
+        gradcam_images=gradcam,
+        progress=True,
+        split_name=split_name,
+    )
+    console.print(metrics_table(result))
+    console.print(Text(f"wrote {out_dir}/", style="bold"), soft_wrap=True)
+    for name, path in result["files"].items():
+        console.print(Text(f"  {name:<17} {path}"), soft_wrap=True)  # never wrap a path
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def _first_command(argv: list[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (``edge-fgic``) and ``python -m edge_fgic``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        app(args=args, prog_name="edge-fgic")
+    except UserError as exc:  # raised outside a command (the group catches those inside)
+        print_error(exc)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(Text(_interrupted_message(_first_command(args)), style="yellow"))
+        sys.exit(INTERRUPTED_EXIT_CODE)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""One exception type for every mistake a user can fix.
+
+The CLI catches :class:`UserError` and prints its message as one line (no traceback),
+so each message must name the file or option at fault and say how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit code 2."""
+
+    exit_code = 2
+
+
+class BadImageError(UserError):
+    """An image file that cannot be decoded (corrupt, truncated, not an image)."""
+
+
+class CheckpointError(UserError):
+    """A file that is not an edge-fgic checkpoint, or one for another model."""

@@ -1,0 +1,334 @@
+"""The training loop: timm optimisers/schedulers/mixup/EMA, AMP on CUDA, DDP via torchrun,
+atomic per-epoch checkpoints and an exact ``--resume``.
+
+Exactness: every epoch re-seeds all RNGs (torch, numpy, random, the sampler and the
+worker seeds) from ``(seed, epoch)``, so epoch ``e`` draws the same batches and the same
+augmentations whether the run was interrupted before it or not.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from ..data.datasets import FGDataset, check_same_classes, open_split, parse_data_spec
+from ..data.transforms import AugmentConfig, PreprocessConfig, eval_transform, train_transform
+from ..errors import UserError
+from ..fileio import write_json, write_text
+from ..models import create_model, load_checkpoint, save_checkpoint
+from ..models.checkpoint import unwrap
+from ..progress import console, make_progress, progress_enabled
+from ..utils import resolve_device
+from .config import TrainConfig
+from .history import plot_history, write_history
+
+# fields that may differ between the interrupted run and --resume (they don't change the maths)
+_RESUME_FREE = {"epochs", "patience", "workers", "device", "out", "gradcam", "cache_images", "skip_bad_images"}
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    best: Path
+    last: Path
+    best_metrics: dict[str, Any]
+    epochs_run: int
+    stopped_early: bool
+    eval_metrics: dict[str, Any] | None = None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [int(v) for v in np.random.get_state()[1]],
+        "python": random.getstate(),
+    }
+
+
+def _dist_info() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
+
+
+def _setup_device(cfg: TrainConfig) -> tuple[torch.device, int, int]:
+    rank, local_rank, world = _dist_info()
+    device = torch.device(resolve_device(cfg.device))
+    if world > 1:
+        if device.type == "cuda":
+            torch.cuda.set_device(local_rank)
+            device = torch.device("cuda", local_rank)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, rank, world
+
+
+def _amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or cfg.amp == "off":
+        return None
+    if cfg.amp == "fp16":
+        return torch.float16
+    if cfg.amp == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def preprocess_from(cfg: TrainConfig) -> PreprocessConfig:
+    return PreprocessConfig(cfg.input_size, tuple(cfg.mean), tuple(cfg.std), cfg.interpolation, cfg.crop_pct)
+
+
+def _datasets(cfg: TrainConfig, pp: PreprocessConfig, progress: bool) -> tuple[FGDataset, FGDataset]:
+    aug = AugmentConfig(tuple(cfg.scale), hflip=cfg.hflip, color_jitter=cfg.color_jitter,
+                        auto_augment=cfg.auto_augment, random_erasing=cfg.random_erasing)
+    spec = parse_data_spec(cfg.data)
+    train = open_split(spec, "train", train_transform(pp, aug), skip_bad_images=cfg.skip_bad_images, progress=progress)
+    val = open_split(spec, "val", eval_transform(pp), skip_bad_images=cfg.skip_bad_images, progress=progress)
+    check_same_classes(train, val, f"{spec.path} (val split)")
+    if cfg.cache_images:
+        train.cache_in_memory(progress), val.cache_in_memory(progress)
+    return train, val
+
+
+def _loader(ds: FGDataset, cfg: TrainConfig, train: bool, epoch: int, world: int, rank: int, device) -> DataLoader:
+    g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    sampler = None
+    if world > 1 and train:
+        sampler = DistributedSampler(ds, world, rank, shuffle=True, seed=cfg.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+    bs = cfg.batch_size if train else max(cfg.batch_size, 64)
+    return DataLoader(
+        ds, batch_size=bs, shuffle=train and sampler is None, sampler=sampler, generator=g,
+        num_workers=cfg.workers, drop_last=train and len(ds) >= 2 * bs, pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+
+
+def _build_optim(cfg: TrainConfig, model: nn.Module, steps_per_epoch: int):
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import CosineLRScheduler
+
+    opt = create_optimizer_v2(model, cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                              **({"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}))
+    total = cfg.epochs * steps_per_epoch
+    warm = int(cfg.warmup_epochs * steps_per_epoch)
+    if cfg.sched == "constant":
+        sched = CosineLRScheduler(opt, t_initial=10**12, lr_min=cfg.lr, warmup_t=warm, warmup_lr_init=cfg.lr * 0.01, t_in_epochs=False)
+    else:
+        cycles = cfg.cycles if cfg.sched == "cyclic" else 1
+        sched = CosineLRScheduler(opt, t_initial=max(1, (total - warm) // cycles), lr_min=cfg.min_lr, cycle_limit=cycles,
+                                  warmup_t=warm, warmup_lr_init=cfg.lr * 0.01, warmup_prefix=True, t_in_epochs=False)
+    return opt, sched
+
+
+@torch.no_grad()
+def validate(model: nn.Module, loader: DataLoader, device, amp_dtype) -> dict[str, float]:
+    model.eval()
+    n = correct1 = correct5 = 0
+    loss_sum = 0.0
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
+            out = model(x).float()
+        loss_sum += nn.functional.cross_entropy(out, y, reduction="sum").item()
+        k = min(5, out.shape[1])
+        top = out.topk(k, dim=1).indices
+        correct1 += (top[:, 0] == y).sum().item()
+        correct5 += (top == y[:, None]).any(dim=1).sum().item()
+        n += y.numel()
+    return {"val_loss": loss_sum / max(n, 1), "val_top1": 100.0 * correct1 / max(n, 1), "val_top5": 100.0 * correct5 / max(n, 1)}
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, final_eval: bool = True) -> TrainResult:
+    """Train a classifier as ``cfg`` says; write last.pt / best.pt / metrics into ``cfg.out``."""
+    cfg.validate()
+    out = Path(cfg.out)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    state = _resume_state(cfg, last_path) if resume else None
+    if not resume and last_path.exists():
+        raise UserError(f"{last_path}: a run already exists in {out}; pass --resume to continue it or choose another --out")
+
+    device, rank, world = _setup_device(cfg)
+    is_main = rank == 0
+    progress = progress and is_main and progress_enabled()
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    seed_everything(cfg.seed)
+    pp = preprocess_from(cfg)
+    train_ds, val_ds = _datasets(cfg, pp, progress)
+    classes = train_ds.classes
+
+    pretrained: bool | str = True if cfg.pretrained == "hub" else (cfg.pretrained or False)
+    model = create_model(cfg.model, len(classes), attention_head=cfg.attention_head, drop_path_rate=cfg.drop_path_rate,
+                         pretrained=pretrained, **cfg.model_kwargs)
+    model.to(device)
+    if device.type == "cuda" and cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    steps_per_epoch = len(_loader(train_ds, cfg, True, 0, world, rank, device))
+    opt, sched = _build_optim(cfg, model, steps_per_epoch)
+    amp_dtype = _amp_dtype(cfg, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    ema = None
+    if cfg.ema:
+        from timm.utils import ModelEmaV3
+        ema = ModelEmaV3(model, decay=cfg.ema_decay)
+    mixup_fn = None
+    if cfg.mixup > 0 or cfg.cutmix > 0:
+        from timm.data import Mixup
+        mixup_fn = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mixup_prob,
+                         label_smoothing=cfg.label_smoothing, num_classes=len(classes))
+    from timm.loss import SoftTargetCrossEntropy
+    criterion = SoftTargetCrossEntropy() if mixup_fn else nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+    start_epoch, best, bad_epochs, history = 0, {"val_top1": -1.0}, 0, []
+    if state is not None:
+        model.load_state_dict(state.state_dict)
+        ex = state.extra
+        opt.load_state_dict(ex["optimizer"])
+        sched.load_state_dict(ex["scheduler"])
+        scaler.load_state_dict(ex["scaler"]) if ex.get("scaler") else None
+        if ema is not None and ex.get("ema") is not None:
+            ema.module.load_state_dict(ex["ema"])
+        start_epoch, best, bad_epochs, history = ex["epoch"] + 1, ex["best"], ex["bad_epochs"], list(ex["history"])
+        if is_main:
+            console.print(f"resuming {out} at epoch {start_epoch + 1}/{cfg.epochs} (best val top-1 {best['val_top1']:.2f})")
+    if classes != list(state.classes if state else classes):
+        raise UserError(f"{last_path}: was trained on other classes than {cfg.data}; use another --out")
+
+    ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
+    run_model = torch.compile(ddp_model) if cfg.compile else ddp_model
+    meta = dict(classes=classes, preprocess=pp, train_config={**cfg.to_dict(), "num_train": len(train_ds), "num_val": len(val_ds), "data_note": train_ds.note})
+
+    stopped_early = start_epoch >= cfg.epochs
+    epoch = start_epoch - 1
+    with make_progress() if progress else nullcontext() as prog:
+        task = prog.add_task("train", total=cfg.epochs * steps_per_epoch, completed=start_epoch * steps_per_epoch, info="") if prog else None
+        for epoch in range(start_epoch, cfg.epochs):
+            seed_everything(cfg.seed * 1_000_003 + epoch)
+            loader = _loader(train_ds, cfg, True, epoch, world, rank, device)
+            run_model.train()
+            t0, loss_sum, seen = time.time(), 0.0, 0
+            for step, (x, y) in enumerate(loader):
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                if device.type == "cuda" and cfg.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                target = y
+                if mixup_fn is not None:
+                    x, target = mixup_fn(x, y) if len(x) % 2 == 0 else (x, nn.functional.one_hot(y, len(classes)).float())
+                with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
+                    loss = criterion(run_model(x), target)
+                if not math.isfinite(loss.item()):
+                    raise UserError(f"{out}: loss became {loss.item()} at epoch {epoch + 1}; lower --lr or disable AMP (--amp off)")
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.grad_clip > 0:
+                    scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                sched.step_update(epoch * steps_per_epoch + step + 1)
+                if ema is not None:
+                    ema.update(model)
+                loss_sum += loss.item() * len(x)
+                seen += len(x)
+                if prog:
+                    prog.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.epochs} loss {loss_sum / seen:.3f}")
+            if not is_main:
+                if _stop_flag(False, world):
+                    break
+                continue
+            eval_model = ema.module if ema is not None else model
+            row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "lr": opt.param_groups[0]["lr"],
+                   **validate(eval_model, _loader(val_ds, cfg, False, epoch, 1, 0, device), device, amp_dtype),
+                   "epoch_time_s": time.time() - t0}
+            history.append(row)
+            improved = row["val_top1"] > best["val_top1"]
+            if improved:
+                best, bad_epochs = dict(row), 0
+                save_checkpoint(best_path, eval_model, metrics=best, **meta)
+            else:
+                bad_epochs += 1
+            stop = cfg.patience > 0 and bad_epochs >= cfg.patience
+            extra = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
+                     "ema": ema.module.state_dict() if ema is not None else None, "epoch": epoch, "best": best,
+                     "bad_epochs": bad_epochs, "history": history, "rng": _rng_state(), "stopped": stop}
+            save_checkpoint(last_path, model, metrics=row, extra=extra, **meta)
+            write_history(out, history)
+            if prog is None:
+                console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.3f}  val top-1 {row['val_top1']:.2f}  ({row['epoch_time_s']:.1f}s)")
+            stop = _stop_flag(stop, world)
+            if stop:
+                console.print(f"early stopping: val top-1 has not improved for {cfg.patience} epochs")
+                stopped_early = True
+                break
+    if state is not None and state.extra.get("stopped"):
+        stopped_early = True
+    result = TrainResult(out, best_path, last_path, best, epoch + 1, stopped_early)
+    if is_main:
+        write_text(out / "config.yaml", _yaml(cfg.to_dict()))
+        plot_history(out, history)
+        if final_eval:
+            from .evaluate import evaluate
+            from ..models import load_model
+            best_model, ckpt = load_model(best_path)
+            result.eval_metrics = evaluate(best_model, val_ds_eval(val_ds, ckpt.preprocess), out / "eval-val",
+                                           preprocess=ckpt.preprocess, device=str(device), gradcam_images=cfg.gradcam,
+                                           progress=progress, split_name="val", batch_size=max(cfg.batch_size, 64))
+    if world > 1:
+        dist.destroy_process_group()
+    return result
+
+
+def _stop_flag(stop: bool, world: int) -> bool:
+    """Rank 0 decides early stopping; every rank learns it (and waits for the checkpoint)."""
+    if world <= 1:
+        return stop
+    flag = torch.tensor([int(stop)], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
+def val_ds_eval(val_ds: FGDataset, pp: PreprocessConfig) -> FGDataset:
+    val_ds.transform = eval_transform(pp)
+    return val_ds
+
+
+def _resume_state(cfg: TrainConfig, last_path: Path):
+    if not last_path.exists():
+        raise UserError(f"{last_path}: nothing to resume (no last.pt in {last_path.parent}); run without --resume")
+    state = load_checkpoint(last_path)
+    if "optimizer" not in state.extra:
+        raise UserError(f"{last_path}: holds no training state; it cannot be resumed")
+    saved = {k: v for k, v in state.train_config.items() if k in cfg.to_dict()}
+    now = cfg.to_dict()
+    diff = sorted(k for k in saved if k not in _RESUME_FREE and _norm(saved[k]) != _norm(now[k]))
+    if diff:
+        k = diff[0]
+        raise UserError(f"{last_path}: --resume with changed option {k} ({saved[k]!r} -> {now[k]!r}); use the original options or a new --out")
+    return state
+
+
+def _norm(v: Any) -> Any:
+    return [_norm(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+
+def _yaml(d: dict[str, Any]) -> str:
+    import yaml
+    return yaml.safe_dump(d, sort_keys=False)

@@ -1,0 +1,78 @@
+"""Shared test fixtures: an isolated image-scan cache, no progress bars, tiny datasets/checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pytest
+from PIL import Image
+
+TINY_MODEL = dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own image-scan cache (no leaks between tests) and no progress bars."""
+    monkeypatch.setenv("EDGE_FGIC_CACHE", str(tmp_path_factory.mktemp("edge_fgic_cache")))
+    monkeypatch.setenv("EDGE_FGIC_NO_PROGRESS", "1")
+
+
+def write_imagefolder(
+    root: Path,
+    classes: Sequence[str] = ("ant", "bee", "cat"),
+    splits: dict[str, int] | None = None,
+    size: tuple[int, int] = (48, 40),
+    seed: int = 0,
+) -> Path:
+    """ROOT/<split>/<class>/<i>.jpg with small random RGB images; ``splits`` = images per class."""
+    rng = np.random.default_rng(seed)
+    for split, per_class in (splits or {"train": 4, "val": 2}).items():
+        for name in classes:
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                w, h = size
+                arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+                Image.fromarray(arr).save(folder / f"{i}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture
+def imagefolder(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: ``imagefolder(name="data", **write_imagefolder kwargs)`` under tmp_path."""
+
+    def make(name: str = "data", **kwargs) -> Path:
+        return write_imagefolder(tmp_path / name, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: a tiny convnext_atto checkpoint (32 px input) for ``classes``; returns its path."""
+
+    def make(
+        classes: Sequence[str] = ("ant", "bee", "cat"),
+        name: str = "run/best.pt",
+        train_config: dict | None = None,
+        state_dict: dict | None = None,
+    ) -> Path:
+        import torch
+
+        from edge_fgic.data.transforms import PreprocessConfig
+        from edge_fgic.models import create_model, save_checkpoint
+
+        torch.manual_seed(0)
+        model = create_model("convnext_atto", len(classes), **TINY_MODEL)
+        return save_checkpoint(
+            tmp_path / name,
+            model,
+            classes=list(classes),
+            preprocess=PreprocessConfig(input_size=32, crop_pct=1.0),
+            train_config=train_config,
+            state_dict=state_dict,
+        )
+
+    return make
