@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import Iterable, Iterator, TypeVar
 
 from rich.console import Console
@@ -24,8 +23,8 @@ err_console = Console(stderr=True, highlight=False)
 
 def progress_enabled() -> bool:
     """Bars are off when EDGE_FGIC_NO_PROGRESS is set (CI logs) or on non-rank-0 workers."""
-    if os.environ.get("EDGE_FGIC_NO_PROGRESS"):
-        return False
+    if os.environ.get("EDGE_FGIC_NO_PROGRESS") or not console.is_terminal:
+        return False  # logs and pipes get plain per-epoch lines instead of bars
     return int(os.environ.get("RANK", "0")) == 0
 
 
@@ -39,7 +38,7 @@ def make_progress(transient: bool = False) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=transient,
-        disable=not progress_enabled() or not sys.stdout.isatty() and bool(os.environ.get("CI")),
+        disable=not progress_enabled(),
     )
 
 
