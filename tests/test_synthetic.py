@@ -70,15 +70,18 @@ def test_colour_histograms_carry_no_class(tmp_path):
 
 
 def test_demo_convnext_learns_what_colour_cannot(tmp_path):
-    """The demo's model and recipe, shortened (~1-2 min on 2 cores): far above chance and above the histogram baseline."""
+    """The demo's model and recipe, shortened (~1.5 min on 2 cores): far above chance and the histogram baseline.
+
+    The full recipe reaches ~98 % (benchmarks/foundation.md); this shortened run must clear 70 %.
+    """
     from edge_fgic.training.config import DEMO_RECIPE, TrainConfig
     from edge_fgic.training.trainer import train
 
-    cfg = SyntheticConfig(seed=2, train_per_class=150, val_per_class=25, test_per_class=1)
+    cfg = SyntheticConfig(seed=2, train_per_class=200, val_per_class=25, test_per_class=1)
     root = generate(tmp_path / "fg", cfg, progress=False)
     hist = colour_histogram_baseline(root)
-    recipe = dict(DEMO_RECIPE, data=f"synthetic={root}", out=str(tmp_path / "run"), epochs=10, gradcam=0)
+    recipe = dict(DEMO_RECIPE, data=f"synthetic={root}", out=str(tmp_path / "run"), epochs=18, gradcam=0)
     res = train(TrainConfig.from_dict(recipe), progress=False, final_eval=False)
     top1 = res.best_metrics["val_top1"]
     assert hist["val_top1"] < hist["chance"] + 10, hist
-    assert top1 > 60 and top1 > hist["val_top1"] + 30, (top1, hist)
+    assert top1 > 70 and top1 > hist["val_top1"] + 40, (top1, hist)

@@ -120,3 +120,22 @@ def test_cuda_amp_channels_last(tiny_synth, tmp_path):
     cfg = tiny_cfg(tiny_synth, tmp_path / "gpu", device="cuda", amp="auto", channels_last=True)
     res = train(cfg, progress=False, final_eval=False)
     assert res.best.is_file()
+
+
+def test_torchrun_ddp_two_processes_on_cpu(tiny_synth, tmp_path):
+    """The multi-GPU path (torchrun + DDP), exercised with two CPU processes over gloo on loopback."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "edge_fgic", "train",
+           "--data", f"synthetic={tiny_synth}", "--out", str(out), "--epochs", "2", "--input-size", "32", "-b", "4",
+           "--workers", "0", "--device", "cpu", "--no-eval", "--set", "crop_pct=1.0", "--set", "auto_augment=none",
+           "--set", "model_kwargs={depths: [1, 1, 1, 1], dims: [8, 16, 32, 64]}"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    last = load_checkpoint(out / "last.pt")
+    assert last.extra["epoch"] == 1
+    assert len(last.extra["history"]) == 2
