@@ -139,12 +139,14 @@ def _build_optim(cfg: TrainConfig, model: nn.Module, steps_per_epoch: int):
 
 
 @torch.no_grad()
-def validate(model: nn.Module, loader: DataLoader, device, amp_dtype) -> dict[str, float]:
+def validate(model: nn.Module, loader: DataLoader, device, amp_dtype, channels_last: bool = False) -> dict[str, float]:
     model.eval()
     n = correct1 = correct5 = 0
     loss_sum = 0.0
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
             out = model(x).float()
         loss_sum += nn.functional.cross_entropy(out, y, reduction="sum").item()
@@ -260,7 +262,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
                 continue
             eval_model = ema.module if ema is not None else model
             row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "lr": opt.param_groups[0]["lr"],
-                   **validate(eval_model, _loader(val_ds, cfg, False, epoch, 1, 0, device), device, amp_dtype),
+                   **validate(eval_model, _loader(val_ds, cfg, False, epoch, 1, 0, device), device, amp_dtype, cfg.channels_last),
                    "epoch_time_s": time.time() - t0}
             history.append(row)
             improved = row["val_top1"] > best["val_top1"]
