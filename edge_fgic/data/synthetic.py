@@ -242,6 +242,9 @@ def generate(root: str | Path | None = None, cfg: SyntheticConfig | None = None,
 def _read_synthetic(root: Path, split: str) -> SplitIndex:
     """``synthetic=PATH``: generate into PATH on first use (default config), then read it as ImageFolder."""
     if not (root / "synthetic.json").exists():
+        from ..progress import console
+
+        console.print(f"generating the synthetic fine-grained dataset into {root} (first use, about 20 s)")
         generate(root)
     index = _read_imagefolder(root, split)
     index.note = "procedurally generated (edge_fgic.data.synthetic)"

@@ -209,7 +209,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
         if ema is not None and ex.get("ema") is not None:
             ema.module.load_state_dict(ex["ema"])
         start_epoch, best, bad_epochs, history = ex["epoch"] + 1, ex["best"], ex["bad_epochs"], list(ex["history"])
-        if is_main:
+        if is_main and start_epoch >= cfg.epochs:
+            console.print(f"{out} has finished all {cfg.epochs} epochs (best val top-1 {best['val_top1']:.2f}); nothing to train")
+        elif is_main:
             console.print(f"resuming {out} at epoch {start_epoch + 1}/{cfg.epochs} (best val top-1 {best['val_top1']:.2f})")
     if classes != list(state.classes if state else classes):
         raise UserError(f"{last_path}: was trained on other classes than {cfg.data}; use another --out")
