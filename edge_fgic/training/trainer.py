@@ -178,6 +178,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
     classes = train_ds.classes
 
     pretrained: bool | str = True if cfg.pretrained == "hub" else (cfg.pretrained or False)
+    if state is not None:
+        pretrained = False  # the weights come from last.pt; a resume must work offline
     model = create_model(cfg.model, len(classes), attention_head=cfg.attention_head, drop_path_rate=cfg.drop_path_rate,
                          pretrained=pretrained, **cfg.model_kwargs)
     model.to(device)
@@ -205,12 +207,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
         ex = state.extra
         opt.load_state_dict(ex["optimizer"])
         sched.load_state_dict(ex["scheduler"])
-        scaler.load_state_dict(ex["scaler"]) if ex.get("scaler") else None
+        if ex.get("scaler"):
+            scaler.load_state_dict(ex["scaler"])
         if ema is not None and ex.get("ema") is not None:
             ema.module.load_state_dict(ex["ema"])
         start_epoch, best, bad_epochs, history = ex["epoch"] + 1, ex["best"], ex["bad_epochs"], list(ex["history"])
+        if ex.get("stopped"):  # early stopping ended this run: resuming must not train past it
+            start_epoch = max(start_epoch, cfg.epochs)
         if is_main and start_epoch >= cfg.epochs:
-            console.print(f"{out} has finished all {cfg.epochs} epochs (best val top-1 {best['val_top1']:.2f}); nothing to train")
+            console.print(f"{out} has finished (best val top-1 {best['val_top1']:.2f} at epoch {best.get('epoch')}); nothing to train")
         elif is_main:
             console.print(f"resuming {out} at epoch {start_epoch + 1}/{cfg.epochs} (best val top-1 {best['val_top1']:.2f})")
     if classes != list(state.classes if state else classes):
@@ -224,7 +229,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
     run_model = torch.compile(ddp_model) if cfg.compile else ddp_model
     meta = dict(classes=classes, preprocess=pp, train_config={**cfg.to_dict(), "num_train": len(train_ds), "num_val": len(val_ds), "data_note": train_ds.note})
 
-    stopped_early = start_epoch >= cfg.epochs
+    stopped_early = False
     epoch = start_epoch - 1
     with make_progress() if progress else nullcontext() as prog:
         task = prog.add_task("train", total=cfg.epochs * steps_per_epoch, completed=start_epoch * steps_per_epoch, info="") if prog else None
