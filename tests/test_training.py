@@ -139,3 +139,13 @@ def test_torchrun_ddp_two_processes_on_cpu(tiny_synth, tmp_path):
     last = load_checkpoint(out / "last.pt")
     assert last.extra["epoch"] == 1
     assert len(last.extra["history"]) == 2
+
+
+def test_early_stopping_and_resume_does_not_train_past_it(tiny_synth, tmp_path):
+    # lr ~ 0: val top-1 cannot improve after epoch 1, so patience=1 stops after epoch 2 of 5
+    cfg = tiny_cfg(tiny_synth, tmp_path / "run", epochs=5, lr=1e-12, patience=1, warmup_epochs=0)
+    res = train(cfg, progress=False, final_eval=False)
+    assert res.stopped_early and res.epochs_run == 2
+    again = train(cfg, resume=True, progress=False, final_eval=False)
+    assert again.stopped_early
+    assert len(load_checkpoint(again.last).extra["history"]) == 2
