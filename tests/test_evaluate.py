@@ -44,8 +44,7 @@ def _tiny(classes=3, attention=False, seed=0):
 
 
 def _hooks_clear(model):
-    layer = model.cam_target_layer()
-    return not layer._forward_hooks and not layer._backward_hooks and not layer._forward_pre_hooks
+    return all(not m._forward_hooks and not m._backward_hooks and not m._forward_pre_hooks for m in model.modules())
 
 
 # ---------------------------------------------------------------- metrics

@@ -77,3 +77,15 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
     assert torch.equal(m(x), m2(x))
     assert ckpt.preprocess == pp and ckpt.classes == list("abcd") and ckpt.train_config["out"] == str(tmp_path)
     assert len(ckpt.sha256) == 64
+
+
+def test_cam_layer_keeps_at_least_4x4_for_small_inputs():
+    m = create_model("convnext_atto", 3, **TINY).eval()
+    for size, expect in ((224, 7), (128, 4), (64, 4), (32, 4)):
+        layer = m.cam_target_layer(size)
+        seen = []
+        h = layer.register_forward_hook(lambda _m, _i, out: seen.append(out.shape[-1]))
+        m(torch.randn(1, 3, size, size))
+        h.remove()
+        assert seen == [expect], (size, seen)
+    assert m.cam_target_layer() is m.attention

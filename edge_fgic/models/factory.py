@@ -67,9 +67,16 @@ class FGClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_head(self.forward_features(x))
 
-    def cam_target_layer(self) -> nn.Module:
-        """Module whose output is the final NCHW feature map (what Grad-CAM explains)."""
-        return self.attention
+    def cam_target_layer(self, input_size: int | None = None) -> nn.Module:
+        """Module whose NCHW output Grad-CAM explains.
+
+        The final feature map (stride 32) by default. For small inputs (the 64 px demo: a 2x2
+        map) the last stage whose map is still at least 4x4, so the overlay shows *where*.
+        """
+        if input_size is None or input_size // 32 >= 4 or not hasattr(self.backbone, "stages"):
+            return self.attention
+        stage = max(i for i in range(len(self.backbone.stages)) if input_size // (4 * 2**i) >= 4 or i == 0)
+        return self.attention if stage == len(self.backbone.stages) - 1 else self.backbone.stages[stage]
 
 
 def create_model(

@@ -78,7 +78,7 @@ def grad_cam(
         if target_classes.numel() != n:
             raise ValueError(f"target_classes has {target_classes.numel()} entries for {n} images")
     net = unwrap(model)
-    layer = net.cam_target_layer()
+    layer = net.cam_target_layer(min(images.shape[-2:]))
     device = _model_device(net)
     captured: list[torch.Tensor] = []
 
