@@ -149,3 +149,19 @@ def test_early_stopping_and_resume_does_not_train_past_it(tiny_synth, tmp_path):
     again = train(cfg, resume=True, progress=False, final_eval=False)
     assert again.stopped_early
     assert len(load_checkpoint(again.last).extra["history"]) == 2
+
+
+def test_resume_after_the_dataset_changed_classes_is_one_line(tmp_path):
+    from conftest import write_imagefolder
+
+    data = write_imagefolder(tmp_path / "data", classes=("ant", "bee", "cat"), splits={"train": 4, "val": 2})
+    cfg = tiny_cfg(data, tmp_path / "run", epochs=1)
+    cfg.data = str(data)
+    train(cfg, progress=False, final_eval=False)
+    import shutil
+
+    for split in ("train", "val"):  # one class fewer: the saved head no longer fits the new model
+        shutil.rmtree(data / split / "cat")
+    with pytest.raises(UserError, match="other classes") as exc:
+        train(cfg, resume=True, progress=False, final_eval=False)
+    assert "\n" not in str(exc.value)

@@ -177,6 +177,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
     train_ds, val_ds = _datasets(cfg, pp, progress)
     classes = train_ds.classes
 
+    if state is not None and classes != list(state.classes):
+        raise UserError(f"{last_path}: was trained on other classes than {cfg.data} now holds; restore the dataset or use another --out")
     pretrained: bool | str = True if cfg.pretrained == "hub" else (cfg.pretrained or False)
     if state is not None:
         pretrained = False  # the weights come from last.pt; a resume must work offline
@@ -218,8 +220,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
             console.print(f"{out} has finished (best val top-1 {best['val_top1']:.2f} at epoch {best.get('epoch')}); nothing to train")
         elif is_main:
             console.print(f"resuming {out} at epoch {start_epoch + 1}/{cfg.epochs} (best val top-1 {best['val_top1']:.2f})")
-    if classes != list(state.classes if state else classes):
-        raise UserError(f"{last_path}: was trained on other classes than {cfg.data}; use another --out")
 
     ddp_model = model
     if world > 1:
