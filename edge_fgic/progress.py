@@ -18,7 +18,6 @@ from rich.progress import (
 T = TypeVar("T")
 
 console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
 
 
 def progress_enabled() -> bool:
