@@ -31,7 +31,7 @@ from .errors import UserError
 from .progress import console
 
 # Commands whose Ctrl-C message suggests --resume (the trainer writes last.pt for it).
-RESUMABLE_COMMANDS = {"train"}
+RESUMABLE_COMMANDS = {"train", "distill", "quantize"}
 INTERRUPTED_EXIT_CODE = 130
 # OS errors a user fixes (permissions, full or read-only disk): one line, not a traceback.
 _USER_OS_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", -1)}
@@ -79,7 +79,9 @@ Pipeline stages:
 [bold]1. datasets[/]  inspect a dataset (or list the supported layouts)
 [bold]2. train[/]     train a ConvNeXt classifier (writes best.pt / last.pt)
 [bold]3. eval[/]      evaluate a checkpoint: metrics, confusion matrix, confused pairs, Grad-CAM
-[bold]4. edge[/]      distil, quantise (INT8), export (ONNX / TensorRT / TFLite) and benchmark
+[bold]4. distill[/]   distil a small (INT8-friendly) student from a trained teacher
+[bold]5. quantize[/]  INT8 with NNCF: quantization-aware training (qat) or post-training (ptq)
+[dim]6. export, bench (not built yet): ONNX / TensorRT / TFLite artifacts and the benchmark harness[/]
 
 Datasets are given as [bold]--data KIND=PATH[/] (a plain PATH means an ImageFolder tree); run [bold]edge-fgic datasets[/] for the kinds.
 """
@@ -294,6 +296,10 @@ def train_cmd(
         fields["skip_bad_images"] = True
     cfg = TrainConfig.from_dict(fields, source)
     result = train(cfg, resume=resume, final_eval=not no_eval)
+    _print_train_result(result)
+
+
+def _print_train_result(result) -> None:
     console.print(Text.assemble(("best   ", "bold"), f"{result.best}  (val top-1 {result.best_metrics.get('val_top1', float('nan')):.2f} % at epoch {result.best_metrics.get('epoch')})"))
     console.print(Text.assemble(("last   ", "bold"), str(result.last)))
     console.print(Text.assemble(("metrics", "bold"), f" {result.out / 'metrics.csv'}  {result.out / 'training_curves.png'}"))
@@ -304,6 +310,117 @@ def train_cmd(
         files = result.eval_metrics.get("files", {})
         console.print(Text.assemble(("plots  ", "bold"), f" {files.get('confusion_matrix', '')}  {files.get('gradcam', '')}"))
 
+
+
+# ---------------------------------------------------------------- distill
+
+
+@app.command("distill")
+def distill_cmd(
+    teacher: Annotated[Path, typer.Option("--teacher", "-t", metavar="CKPT", help="Trained teacher checkpoint (best.pt of `edge-fgic train`).", show_default=False)],
+    student: Annotated[Optional[str], typer.Option("--student", "-s", help="timm ConvNeXt name of the student, e.g. convnext_atto, convnext_femto.", show_default=False)] = None,
+    variant: Annotated[Optional[str], typer.Option("--variant", help="Student block: stock (LayerNorm/GELU), bn-relu or bn-hswish (INT8-friendly; see benchmarks/quantization.md).", show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML recipe for the student. Default: the teacher's own training options.", show_default=False)] = None,
+    data: DataOption = None,
+    kd_weight: Annotated[Optional[float], typer.Option("--kd-weight", help="Weight of the distillation term (label loss gets 1 - w).", show_default=False)] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", "-T", help="Softmax temperature of the KL term.", show_default=False)] = None,
+    feature_kd: Annotated[Optional[float], typer.Option("--feature-kd", help="Weight of feature distillation on the last feature maps (0 = off).", show_default=False)] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Number of epochs.", show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Batch size per device.", show_default=False)] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate.", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default: <teacher run>-student).", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
+    device: DeviceOption = "auto",
+    workers: Annotated[Optional[int], typer.Option(help="DataLoader worker processes.", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.", show_default=False)] = None,
+    skip_bad_images: SkipBadImagesOption = False,
+    set_: Annotated[list[str], typer.Option("--set", help="Override any training field: --set KEY=VALUE (repeatable).")] = [],
+    no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip the final evaluation of best.pt.")] = False,
+) -> None:
+    """Distil a small student from a trained teacher (KL on softened logits + label loss [+ features]).
+
+    Without --config the student reuses the teacher's dataset, preprocessing and augmentation, so both see identical images (mixup/CutMix included). The student checkpoint records the teacher's SHA-256.
+    """
+    from .models import load_checkpoint
+    from .training.config import TrainConfig, load_recipe
+    from .training.trainer import train
+
+    tck = load_checkpoint(teacher)
+    names = set(TrainConfig.__dataclass_fields__)
+    if config is not None:
+        fields = load_recipe(config)
+        source = str(config)
+    else:
+        fields = {k: v for k, v in (tck.train_config or {}).items() if k in names}
+        for k in ("pretrained", "attention_head", "teacher", "quantize", "variant", "model_kwargs", "out"):
+            fields.pop(k, None)  # a fresh student: no hub weights, its own block choice
+        fields["model_kwargs"] = {k: v for k, v in dict((tck.train_config or {}).get("model_kwargs") or {}).items()
+                                  if k in ("depths", "dims")} if student is None else {}
+        source = f"{teacher} (teacher's options)"
+    default_out = Path(teacher).expanduser().parent.with_name(Path(teacher).expanduser().parent.name + "-student")
+    flags = {"data": data, "model": student, "variant": variant, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+             "out": str(out) if out else None, "workers": workers, "seed": seed, "kd_weight": kd_weight,
+             "kd_temperature": temperature, "feature_kd": feature_kd}
+    fields.update({k: v for k, v in flags.items() if v is not None})
+    fields.setdefault("out", str(default_out))
+    fields.update(_parse_set(set_))
+    fields["teacher"] = str(teacher)
+    fields["device"] = device
+    if skip_bad_images:
+        fields["skip_bad_images"] = True
+    cfg = TrainConfig.from_dict(fields, source)
+    console.print(Text(f"distilling {teacher} ({tck.model.name}, val top-1 {tck.metrics.get('val_top1', float('nan')):.2f} %) "
+                       f"into {cfg.model}{' [' + cfg.variant + ']' if cfg.variant else ''} -> {cfg.out}", style="dim"), soft_wrap=True)
+    result = train(cfg, resume=resume, final_eval=not no_eval)
+    _print_train_result(result)
+
+
+# ---------------------------------------------------------------- quantize
+
+
+class QuantMode(str, Enum):
+    qat = "qat"
+    ptq = "ptq"
+
+
+@app.command("quantize")
+def quantize_cmd(
+    model: Annotated[Path, typer.Option("--model", "-m", metavar="CKPT", help="FP32 checkpoint (best.pt of train or distill).", show_default=False)],
+    mode: Annotated[QuantMode, typer.Option("--mode", help="qat: NNCF init + quantization-aware fine-tuning; ptq: NNCF post-training quantization only.")] = QuantMode.qat,
+    data: DataOption = None,
+    calib_size: Annotated[int, typer.Option("--calib-size", min=0, help="Calibration images from the train split (0 = min(300, split size)).")] = 0,
+    signed: Annotated[bool, typer.Option("--signed/--unsigned", help="--signed: every activation int8 with zero-point 0, as TensorRT requires; "
+                                          "--unsigned: NNCF's uint8 after ReLU, faster on CPU runtimes.")] = False,
+    epochs: Annotated[int, typer.Option(min=1, help="QAT fine-tuning epochs.")] = 3,
+    lr: Annotated[float, typer.Option(help="QAT learning rate (cosine to 1 %).")] = 1e-4,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=0, help="QAT batch size (0 = as the model was trained).")] = 0,
+    distill: Annotated[bool, typer.Option("--distill/--no-distill", help="QAT keeps distilling from the FP32 model.")] = True,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: <model run>-int8-<mode>[-signed]).", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted QAT run in --out (PTQ: keep the existing result).")] = False,
+    device: DeviceOption = "auto",
+    workers: Annotated[int, typer.Option(help="DataLoader workers (-1 = as the model was trained).")] = -1,
+    seed: Annotated[int, typer.Option(help="Seed of the calibration subset and of QAT.")] = 0,
+    skip_bad_images: SkipBadImagesOption = False,
+) -> None:
+    """INT8 with NNCF: post-training quantization, or quantization-aware training initialised from it.
+
+    BatchNorm and layer scale are folded into the convolutions first, so every conv can run in integer. Writes best.pt (an INT8 checkpoint that `export` reads), quantize.json and eval-val/; FP32 vs INT8 top-1 and agreement on val are printed and recorded.
+    """
+    from .quant.nncf_quant import QuantConfig, run_quantize
+
+    cfg = QuantConfig(model=str(model), mode=mode.value, data=data or "", out=str(out) if out else "", calib_size=calib_size,
+                      signed_activations=signed, epochs=epochs, lr=lr, batch_size=batch_size, distill=distill, device=device,
+                      workers=workers, seed=seed, skip_bad_images=skip_bad_images)
+    report = run_quantize(cfg, resume=resume)
+    v = report["val"]
+    table = Table(box=box.SIMPLE_HEAD, title=f"{report['mode'].upper()} INT8 vs FP32 on val ({v['images']} images)", title_justify="left")
+    for col in ("FP32 top-1", "INT8 top-1", "drop (pt)", "agreement"):
+        table.add_column(col, justify="right")
+    table.add_row(f"{v['fp32_top1']:.2f}", f"{v['int8_top1']:.2f}", f"{v['drop_top1']:+.2f}", f"{v['agreement']:.2f} %")
+    console.print(table)
+    console.print(Text.assemble(("scheme  ", "bold"), f"weights {report['weights']}; activations {report['activations']}"), soft_wrap=True)
+    console.print(Text.assemble(("int8    ", "bold"), report["checkpoint"]), soft_wrap=True)
+    console.print(Text.assemble(("report  ", "bold"), str(Path(report["checkpoint"]).parent / "quantize.json")), soft_wrap=True)
 
 
 # ---------------------------------------------------------------- eval

@@ -101,13 +101,19 @@ def test_eval_without_recorded_dataset_asks_for_data(tiny_checkpoint):
 # ---------------------------------------------------------------- help, entry point, helpers
 
 
-@pytest.mark.parametrize("args", [[], ["datasets"], ["eval"]])
+@pytest.mark.parametrize("args", [[], ["datasets"], ["eval"], ["distill"], ["quantize"]])
 def test_help(args):
     out = _ok(runner.invoke(app, [*args, "--help"])).stdout
     assert "Usage" in out
     if not args:
-        for stage in ("datasets", "train", "eval", "export"):
+        for stage in ("datasets", "train", "eval", "distill", "quantize", "export"):
             assert stage in out
+    if args == ["distill"]:
+        for opt in ("--teacher", "--student", "--variant", "--kd-weight", "--temperature", "--feature-kd", "--resume"):
+            assert opt in out
+    if args == ["quantize"]:
+        for opt in ("--mode", "--calib-size", "--signed", "--epochs", "--distill", "--resume"):
+            assert opt in out
     if args == ["eval"]:
         for opt in ("--model", "--data", "--split", "--out", "--batch-size", "--device", "--gradcam", "--skip-bad-images"):
             assert opt in out

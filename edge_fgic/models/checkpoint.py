@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import pickle
 import warnings
+from enum import Enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ class Checkpoint:
     train_config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # training state etc. (resume only)
+    quantization: dict[str, Any] = field(default_factory=dict)  # INT8 models: NNCF config, scheme, calibration
     path: Path | None = None
     toolkit_version: str = __version__
 
@@ -54,8 +56,15 @@ class Checkpoint:
     def sha256(self) -> str:
         return sha256_file(self.path) if self.path else ""
 
+    @property
+    def is_quantized(self) -> bool:
+        return bool(self.quantization)
+
     def build_model(self) -> FGClassifier:
         model = FGClassifier(self.model)
+        if self.quantization:  # the deploy-folded FP32 graph + NNCF's quantizers, as they were saved
+            from ..quant.nncf_quant import rebuild_quantized
+            model = rebuild_quantized(model, self.quantization, self.path)
         try:
             model.load_state_dict(self.state_dict, strict=True)
         except RuntimeError as exc:
@@ -74,6 +83,7 @@ def save_checkpoint(
     metrics: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     state_dict: dict[str, torch.Tensor] | None = None,
+    quantization: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temp file + rename)."""
     model = unwrap(model)
@@ -92,6 +102,7 @@ def save_checkpoint(
         "metrics": _plain(metrics or {}),
         "state_dict": {k: v.detach().cpu() for k, v in sd.items()},
         "extra": extra or {},
+        "quantization": _plain(quantization or {}),
     }
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -139,6 +150,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             extra=payload.get("extra", {}),
             path=path,
             toolkit_version=payload.get("toolkit_version", "?"),
+            quantization=payload.get("quantization") or {},
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: damaged edge-fgic checkpoint (field {exc}); retrain or restore it") from None
@@ -157,8 +169,13 @@ def _plain(obj: Any) -> Any:
         return [_plain(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
-    if obj is None or isinstance(obj, (bool, int, float, str)):
+    if isinstance(obj, Enum):  # e.g. NNCF's QuantizationScheme (a str enum): weights_only refuses the class
+        return _plain(obj.value)
+    if obj is None or type(obj) in (bool, int, float, str):
         return obj
+    for t in (bool, int, float, str):  # other subclasses of plain types
+        if isinstance(obj, t):
+            return t(obj)
     if isinstance(obj, torch.Tensor):
         return obj
     return str(obj)

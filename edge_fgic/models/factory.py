@@ -22,6 +22,23 @@ from .attention import AttentionHead
 
 SUPPORTED_PREFIXES = ("convnext_", "convnextv2_")
 
+# Block variants of timm's ConvNeXt (its blocks take norm, activation and conv_mlp choices).
+# "stock" is timm's block (LayerNorm, GELU, Linear MLP between permutes); the others are the
+# INT8-friendly students: BatchNorm folds into the convs (models/fuse.py), ReLU/HardSwish
+# quantize as one op, and 1x1 convs avoid the permutes. Trade-offs: benchmarks/quantization.md.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "stock": {},
+    "bn-relu": {"conv_mlp": True, "norm_layer": "batchnorm2d", "act_layer": "relu"},
+    "bn-hswish": {"conv_mlp": True, "norm_layer": "batchnorm2d", "act_layer": "hard_swish"},
+}
+
+
+def variant_kwargs(variant: str, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """timm kwargs of a block variant, with explicit ``kwargs`` taking precedence."""
+    if variant and variant not in VARIANTS:
+        raise UserError(f"unknown student variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    return {**VARIANTS.get(variant or "stock", {}), **(kwargs or {})}
+
 
 def available_models() -> list[str]:
     return [m for m in timm.list_models() if m.startswith(SUPPORTED_PREFIXES)]

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from ..errors import UserError
+from ..models.factory import VARIANTS
 
 
 @dataclass
@@ -25,6 +26,7 @@ class TrainConfig:
     # model
     model: str = "convnext_atto"
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # timm overrides: depths, dims, norm_layer ...
+    variant: str = ""  # block variant preset (models.factory.VARIANTS): stock | bn-relu | bn-hswish; model_kwargs win
     attention_head: bool = False
     pretrained: str = ""  # "" (random init), "hub" (timm hub) or a local weights file
     drop_path_rate: float = 0.0
@@ -59,6 +61,13 @@ class TrainConfig:
     ema: bool = False
     ema_decay: float = 0.999
     patience: int = 0  # early stopping on val top-1; 0 = off
+    # distillation (teacher = a checkpoint of ours; "" = plain training)
+    teacher: str = ""
+    kd_weight: float = 0.7  # loss = (1 - kd_weight) * label loss + kd_weight * T^2 * KL(student/T || teacher/T)
+    kd_temperature: float = 4.0
+    feature_kd: float = 0.0  # weight of the feature loss (last feature maps, 1x1 projector); 0 = off
+    # quantization-aware training (set by `edge-fgic quantize --mode qat`; {} = FP32 training)
+    quantize: dict[str, Any] = field(default_factory=dict)
     # hardware
     device: str = "auto"
     amp: str = "auto"  # auto (bf16 on CUDA when supported, else fp16; off on CPU) | bf16 | fp16 | off
@@ -96,6 +105,10 @@ class TrainConfig:
             (0 < self.crop_pct <= 1, "crop_pct must be in (0, 1]"),
             (self.auto_augment in ("trivialaugment", "randaugment", "none"), "auto_augment must be trivialaugment, randaugment or none"),
             (self.cycles >= 1, "cycles must be >= 1"),
+            (0 <= self.kd_weight <= 1, "kd_weight must be in [0, 1]"),
+            (self.kd_temperature > 0, "kd_temperature must be > 0"),
+            (self.feature_kd >= 0, "feature_kd must be >= 0"),
+            (self.variant in ("", *VARIANTS), f"variant must be one of {', '.join(VARIANTS)}"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -28,7 +28,8 @@ from ..data.transforms import AugmentConfig, PreprocessConfig, eval_transform, t
 from ..errors import UserError
 from ..fileio import write_json, write_text
 from ..models import create_model, load_checkpoint, save_checkpoint
-from ..models.checkpoint import unwrap
+from ..models.checkpoint import Checkpoint, unwrap
+from ..models.factory import FGClassifier, variant_kwargs
 from ..progress import console, make_progress, progress_enabled
 from ..utils import resolve_device
 from .config import TrainConfig
@@ -47,6 +48,48 @@ class TrainResult:
     epochs_run: int
     stopped_early: bool
     eval_metrics: dict[str, Any] | None = None
+
+
+class TrainHooks:
+    """What a stage changes in the generic loop: how the model is built, what it returns while
+    training, its loss, extra trainable state and extra checkpoint fields. Plain training uses
+    this class as is; distillation (training/distill.py) and QAT (quant/nncf_quant.py) subclass it."""
+
+    def build_model(self, cfg: TrainConfig, classes: list[str], pretrained: bool | str, state: Checkpoint | None) -> FGClassifier:
+        return create_model(cfg.model, len(classes), attention_head=cfg.attention_head, drop_path_rate=cfg.drop_path_rate,
+                            pretrained=pretrained, **variant_kwargs(cfg.variant, cfg.model_kwargs))
+
+    def setup(self, model: FGClassifier, device: torch.device) -> None:
+        """Called once the model is on its device (before the optimiser is built)."""
+
+    def training_module(self, model: FGClassifier) -> nn.Module:
+        """The module the optimiser trains and DDP wraps (the model, or the model + helpers)."""
+        return model
+
+    def loss(self, outputs: Any, x: torch.Tensor, target: torch.Tensor, criterion: nn.Module) -> torch.Tensor:
+        return criterion(outputs, target)
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """Extra trainable state saved in last.pt (e.g. a feature projector)."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def config_extra(self) -> dict[str, Any]:
+        """Plain values added to the checkpoint's train_config (e.g. the teacher's hash)."""
+        return {}
+
+    def checkpoint_fields(self, model: nn.Module) -> dict[str, Any]:
+        """Extra keyword arguments for save_checkpoint (e.g. quantization=...)."""
+        return {}
+
+
+def default_hooks(cfg: TrainConfig, out: Path) -> TrainHooks:
+    if cfg.teacher:
+        from .distill import DistillHooks
+        return DistillHooks(cfg, out)
+    return TrainHooks()
 
 
 def seed_everything(seed: int) -> None:
@@ -158,11 +201,16 @@ def validate(model: nn.Module, loader: DataLoader, device, amp_dtype, channels_l
     return {"val_loss": loss_sum / max(n, 1), "val_top1": 100.0 * correct1 / max(n, 1), "val_top5": 100.0 * correct5 / max(n, 1)}
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, final_eval: bool = True) -> TrainResult:
-    """Train a classifier as ``cfg`` says; write last.pt / best.pt / metrics into ``cfg.out``."""
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, final_eval: bool = True,
+          hooks: TrainHooks | None = None) -> TrainResult:
+    """Train a classifier as ``cfg`` says; write last.pt / best.pt / metrics into ``cfg.out``.
+
+    With ``cfg.teacher`` set this is knowledge distillation; ``hooks`` lets other stages
+    (QAT) reuse the loop, its checkpoints and its exact resume."""
     cfg.validate()
     out = Path(cfg.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
+    hooks = hooks if hooks is not None else default_hooks(cfg, out)  # checks the teacher before anything is written
     state = _resume_state(cfg, last_path) if resume else None
     if not resume and last_path.exists():
         raise UserError(f"{last_path}: a run already exists in {out}; pass --resume to continue it or choose another --out")
@@ -182,13 +230,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
     pretrained: bool | str = True if cfg.pretrained == "hub" else (cfg.pretrained or False)
     if state is not None:
         pretrained = False  # the weights come from last.pt; a resume must work offline
-    model = create_model(cfg.model, len(classes), attention_head=cfg.attention_head, drop_path_rate=cfg.drop_path_rate,
-                         pretrained=pretrained, **cfg.model_kwargs)
+    model = hooks.build_model(cfg, classes, pretrained, state)
     model.to(device)
     if cfg.channels_last:  # faster on CUDA and on CPU (oneDNN): 416 vs 287 img/s for the demo model, 2 cores
         model.to(memory_format=torch.channels_last)
+    hooks.setup(model, device)
+    train_module = hooks.training_module(model)
     steps_per_epoch = len(_loader(train_ds, cfg, True, 0, world, rank, device))
-    opt, sched = _build_optim(cfg, model, steps_per_epoch)
+    opt, sched = _build_optim(cfg, train_module, steps_per_epoch)
     amp_dtype = _amp_dtype(cfg, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     ema = None
@@ -213,6 +262,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
             scaler.load_state_dict(ex["scaler"])
         if ema is not None and ex.get("ema") is not None:
             ema.module.load_state_dict(ex["ema"])
+        if ex.get("hooks") is not None:
+            hooks.load_state_dict(ex["hooks"])
         start_epoch, best, bad_epochs, history = ex["epoch"] + 1, ex["best"], ex["bad_epochs"], list(ex["history"])
         if ex.get("stopped"):  # early stopping ended this run: resuming must not train past it
             start_epoch = max(start_epoch, cfg.epochs)
@@ -221,13 +272,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
         elif is_main:
             console.print(f"resuming {out} at epoch {start_epoch + 1}/{cfg.epochs} (best val top-1 {best['val_top1']:.2f})")
 
-    ddp_model = model
+    ddp_model = train_module
     if world > 1:
         if device.type == "cuda":  # BatchNorm students: statistics over the global batch, not per GPU
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+            train_module = nn.SyncBatchNorm.convert_sync_batchnorm(train_module)
+        ddp_model = nn.parallel.DistributedDataParallel(train_module, device_ids=[device.index] if device.type == "cuda" else None)
     run_model = torch.compile(ddp_model) if cfg.compile else ddp_model
-    meta = dict(classes=classes, preprocess=pp, train_config={**cfg.to_dict(), "num_train": len(train_ds), "num_val": len(val_ds), "data_note": train_ds.note})
+    meta = dict(classes=classes, preprocess=pp, train_config={**cfg.to_dict(), "num_train": len(train_ds), "num_val": len(val_ds),
+                                                              "data_note": train_ds.note, **hooks.config_extra()})
 
     stopped_early = False
     epoch = start_epoch - 1
@@ -246,14 +298,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
                 if mixup_fn is not None:
                     x, target = mixup_fn(x, y) if len(x) % 2 == 0 else (x, nn.functional.one_hot(y, len(classes)).float())
                 with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
-                    loss = criterion(run_model(x), target)
+                    loss = hooks.loss(run_model(x), x, target, criterion)
                 if not math.isfinite(loss.item()):
                     raise UserError(f"{out}: loss became {loss.item()} at epoch {epoch + 1}; lower --lr or disable AMP (--amp off)")
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if cfg.grad_clip > 0:
                     scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    nn.utils.clip_grad_norm_(train_module.parameters(), cfg.grad_clip)
                 scaler.step(opt)
                 scaler.update()
                 sched.step_update(epoch * steps_per_epoch + step + 1)
@@ -275,14 +327,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
             improved = row["val_top1"] > best["val_top1"]
             if improved:
                 best, bad_epochs = dict(row), 0
-                save_checkpoint(best_path, eval_model, metrics=best, **meta)
+                save_checkpoint(best_path, eval_model, metrics=best, **meta, **hooks.checkpoint_fields(eval_model))
             else:
                 bad_epochs += 1
             stop = cfg.patience > 0 and bad_epochs >= cfg.patience
             extra = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
                      "ema": ema.module.state_dict() if ema is not None else None, "epoch": epoch, "best": best,
-                     "bad_epochs": bad_epochs, "history": history, "rng": _rng_state(), "stopped": stop}
-            save_checkpoint(last_path, model, metrics=row, extra=extra, **meta)
+                     "bad_epochs": bad_epochs, "history": history, "rng": _rng_state(), "stopped": stop,
+                     "hooks": hooks.state_dict()}
+            save_checkpoint(last_path, model, metrics=row, extra=extra, **meta, **hooks.checkpoint_fields(model))
             write_history(out, history)
             if prog is None:
                 console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.3f}  val top-1 {row['val_top1']:.2f}  ({row['epoch_time_s']:.1f}s)")

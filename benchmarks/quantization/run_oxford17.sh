@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Distillation + INT8 benchmark on Oxford 17 Flowers, CPU only (2 cores). Rerunnable: every
+# step resumes or skips what is done. Numbers go to benchmarks/quantization.md.
+# Teacher first:  .venv/bin/edge-fgic train -c train/oxford17flowers.yaml --out runs/o17-teacher
+set -euo pipefail
+E=.venv/bin/edge-fgic
+T=runs/o17-teacher/best.pt
+SMALL='model_kwargs={depths: [1, 1, 2, 1], dims: [32, 64, 128, 256]}'
+resume() { [ -f "$1/last.pt" ] && echo --resume || true; }
+step() { echo "== $(date +%T) $*"; }
+
+step "student bn-relu, distilled"
+$E distill --teacher $T --student convnext_atto --variant bn-relu --set "$SMALL" --out runs/o17-bnrelu-kd $(resume runs/o17-bnrelu-kd)
+step "student stock, distilled"
+$E distill --teacher $T --student convnext_atto --variant stock --set "$SMALL" --out runs/o17-stock-kd $(resume runs/o17-stock-kd)
+step "student bn-relu, no teacher (same recipe, labels only)"
+$E distill --teacher $T --student convnext_atto --variant bn-relu --set "$SMALL" --set kd_weight=0 --out runs/o17-bnrelu-nokd $(resume runs/o17-bnrelu-nokd)
+for s in bnrelu stock; do
+  step "PTQ $s"
+  [ -f runs/o17-$s-kd-ptq/best.pt ] || $E quantize --mode ptq -m runs/o17-$s-kd/best.pt --out runs/o17-$s-kd-ptq
+  step "QAT $s (signed, TensorRT-legal)"
+  $E quantize --mode qat --signed -m runs/o17-$s-kd/best.pt --out runs/o17-$s-kd-qat-signed $(resume runs/o17-$s-kd-qat-signed)
+done
+step "QAT bnrelu (unsigned after ReLU, CPU form)"
+$E quantize --mode qat -m runs/o17-bnrelu-kd/best.pt --out runs/o17-bnrelu-kd-qat $(resume runs/o17-bnrelu-kd-qat)
+step done

@@ -1,0 +1,1 @@
+"""INT8 quantization (NNCF PTQ / QAT) and its ONNX Q/DQ tools."""

@@ -1,0 +1,135 @@
+"""Knowledge distillation: a small student learns from a trained teacher checkpoint.
+
+Loss (Hinton et al.)::
+
+    (1 - kd_weight) * CE(student, labels) + kd_weight * T^2 * KL(softmax(teacher / T) || softmax(student / T))
+    [+ feature_kd * MSE(projector(student features), teacher features)]
+
+The teacher runs in eval mode under ``no_grad`` on exactly the batch the student sees, so
+mixup/CutMix and every augmentation are applied identically to both. The student's
+checkpoint records the teacher's path and SHA-256 in its train_config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import UserError
+from ..models import FGClassifier, load_model
+from .config import TrainConfig
+from .trainer import TrainHooks
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T^2-scaled KL divergence between temperature-softened distributions (batch mean)."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits.float() / t, dim=1), F.log_softmax(teacher_logits.float() / t, dim=1),
+                    reduction="batchmean", log_target=True) * (t * t)
+
+
+def feature_loss(student_feats: torch.Tensor, teacher_feats: torch.Tensor) -> torch.Tensor:
+    """MSE between per-sample standardised feature maps (scale-free), resized to the teacher's grid."""
+    if student_feats.shape[-2:] != teacher_feats.shape[-2:]:
+        student_feats = F.adaptive_avg_pool2d(student_feats, teacher_feats.shape[-2:])
+
+    def norm(f: torch.Tensor) -> torch.Tensor:
+        f = f.float().flatten(1)
+        return (f - f.mean(1, keepdim=True)) / (f.std(1, keepdim=True) + 1e-6)
+
+    return F.mse_loss(norm(student_feats), norm(teacher_feats))
+
+
+class StudentWithFeatures(nn.Module):
+    """Student + 1x1 projector to the teacher's width; forward returns (logits, projected features)."""
+
+    def __init__(self, student: FGClassifier, projector: nn.Module):
+        super().__init__()
+        self.student, self.projector = student, projector
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.student.forward_features(x)
+        return self.student.backbone.forward_head(feats), self.projector(feats)
+
+
+def load_teacher(cfg: TrainConfig, out: Path) -> tuple[FGClassifier, Any]:
+    """Load and check the teacher checkpoint; one clear line for each way it can be wrong."""
+    path = Path(cfg.teacher).expanduser()
+    if path.resolve().parent == out.expanduser().resolve():
+        raise UserError(f"{path}: the teacher lives in the student's output folder {out} and would be overwritten "
+                        "(a student cannot be its own teacher); pass the teacher's own checkpoint or another --out")
+    teacher, ckpt = load_model(path)
+    if ckpt.quantization:
+        raise UserError(f"{path}: is an INT8 (quantized) checkpoint; distil from the FP32 teacher instead")
+    pp = ckpt.preprocess
+    if tuple(round(v, 6) for v in pp.mean) != tuple(round(v, 6) for v in cfg.mean) or \
+            tuple(round(v, 6) for v in pp.std) != tuple(round(v, 6) for v in cfg.std):
+        raise UserError(f"{path}: the teacher was trained with mean {list(pp.mean)} / std {list(pp.std)} but the student uses "
+                        f"{list(cfg.mean)} / {list(cfg.std)}; both must see the same normalised images (keep the teacher's values)")
+    return teacher, ckpt
+
+
+class DistillHooks(TrainHooks):
+    """Distillation from ``cfg.teacher``; with no teacher it is plain training (QAT reuses it)."""
+
+    def __init__(self, cfg: TrainConfig, out: Path):
+        self.cfg = cfg
+        self.teacher: FGClassifier | None = None
+        self.teacher_ckpt = None
+        self.projector: nn.Module | None = None
+        if cfg.teacher:
+            self.teacher, self.teacher_ckpt = load_teacher(cfg, out)
+            self.teacher.requires_grad_(False)
+
+    def check_classes(self, classes: list[str]) -> None:
+        if self.teacher_ckpt is not None and list(self.teacher_ckpt.classes) != list(classes):
+            raise UserError(f"{self.cfg.teacher}: the teacher was trained on {len(self.teacher_ckpt.classes)} classes that differ from "
+                            f"the {len(classes)} classes of {self.cfg.data}; distil on the teacher's dataset")
+
+    def build_model(self, cfg, classes, pretrained, state):
+        self.check_classes(classes)
+        return super().build_model(cfg, classes, pretrained, state)
+
+    def setup(self, model: FGClassifier, device: torch.device) -> None:
+        if self.teacher is None:
+            return
+        self.teacher.to(device).eval()
+        if self.cfg.channels_last:
+            self.teacher.to(memory_format=torch.channels_last)
+        if self.cfg.feature_kd > 0:
+            s_dim, t_dim = model.num_features, self.teacher.num_features
+            self.projector = nn.Conv2d(s_dim, t_dim, 1, bias=False).to(device)
+
+    def training_module(self, model: FGClassifier) -> nn.Module:
+        return StudentWithFeatures(model, self.projector) if self.projector is not None else model
+
+    def loss(self, outputs, x, target, criterion):
+        logits, proj = outputs if isinstance(outputs, tuple) else (outputs, None)
+        label_loss = criterion(logits, target)
+        if self.teacher is None or (self.cfg.kd_weight == 0 and proj is None):
+            return label_loss  # kd_weight 0: the no-teacher baseline with the identical recipe
+        with torch.no_grad():
+            t_feats = self.teacher.forward_features(x)
+            t_logits = self.teacher.backbone.forward_head(t_feats)
+        w = self.cfg.kd_weight
+        loss = (1 - w) * label_loss + w * kd_loss(logits, t_logits, self.cfg.kd_temperature)
+        if proj is not None:
+            loss = loss + self.cfg.feature_kd * feature_loss(proj, t_feats)
+        return loss
+
+    def state_dict(self):
+        return {"projector": self.projector.state_dict()} if self.projector is not None else None
+
+    def load_state_dict(self, state):
+        if self.projector is not None and state.get("projector") is not None:
+            self.projector.load_state_dict(state["projector"])
+
+    def config_extra(self):
+        if self.teacher_ckpt is None:
+            return {}
+        return {"teacher_sha256": self.teacher_ckpt.sha256, "teacher_model": self.teacher_ckpt.model.name,
+                "teacher_val_top1": self.teacher_ckpt.metrics.get("val_top1")}

@@ -1,0 +1,208 @@
+"""INT8: NNCF PTQ and QAT, the quantized checkpoint round trip, resume, refusals, and the
+ONNX Q/DQ tools (weight folding, exact uint8 rewrite, TensorRT rule checker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from typer.testing import CliRunner
+
+from edge_fgic.cli import app
+from edge_fgic.data.synthetic import SyntheticConfig, generate
+from edge_fgic.errors import UserError
+from edge_fgic.models import load_checkpoint, load_model
+from edge_fgic.models.fuse import fuse_for_deploy
+from edge_fgic.quant.nncf_quant import QuantConfig, calibration_subset, quantizers, run_quantize
+from edge_fgic.quant.onnx_qdq import activations_to_uint8, check_tensorrt_qdq, export_qdq
+from edge_fgic.training.config import TrainConfig
+from edge_fgic.training.trainer import train
+
+TINY = dict(depths=[1, 1, 1, 1], dims=[8, 16, 32, 64])
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth") / "fg"
+    return generate(root, SyntheticConfig(image_size=32, train_per_class=6, val_per_class=3, test_per_class=1), progress=False)
+
+
+@pytest.fixture(scope="module")
+def fp32(synth, tmp_path_factory) -> Path:
+    """A tiny INT8-friendly (bn-relu) model trained 2 epochs: BN statistics are real."""
+    out = tmp_path_factory.mktemp("fp32") / "run"
+    cfg = TrainConfig.from_dict(dict(data=f"synthetic={synth}", model="convnext_atto", variant="bn-relu", model_kwargs=TINY,
+                                     input_size=32, crop_pct=1.0, epochs=2, batch_size=8, workers=0, out=str(out), gradcam=0,
+                                     auto_augment="none", mean=[0.5] * 3, std=[0.25] * 3, lr=3e-3))
+    return train(cfg, progress=False, final_eval=False).best
+
+
+@pytest.fixture(scope="module")
+def ptq_signed(fp32, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ptq") / "signed"
+    run_quantize(QuantConfig(model=str(fp32), mode="ptq", out=str(out), calib_size=20, signed_activations=True), progress=False)
+    return out
+
+
+def _val_images(synth, ck, n=12):
+    from edge_fgic.data.datasets import open_split, parse_data_spec
+    from edge_fgic.data.transforms import eval_transform
+    ds = open_split(parse_data_spec(f"synthetic={synth}"), "train", eval_transform(ck.preprocess), progress=False)
+    return torch.stack([ds[i][0] for i in range(n)])
+
+
+def test_ptq_checkpoint_round_trips_and_stays_close_to_fp32(fp32, ptq_signed, synth):
+    q, qck = load_model(ptq_signed / "best.pt")  # rebuilt from the saved NNCF config, weights_only
+    rec = qck.quantization
+    assert rec["mode"] == "ptq" and rec["calibration"]["images"] == 20 and len(rec["calibration"]["sha256"]) == 64
+    assert rec["source_sha256"] == load_checkpoint(fp32).sha256
+    assert rec["tensorrt_legal"] and rec["quantizers"]["unsigned_activations"] == 0
+    assert rec["quantizers"]["weights"] > 0 and rec["quantizers"]["activations"] > 0
+    assert {"fp32_top1", "int8_top1", "agreement"} <= set(rec["val"])  # recorded in the checkpoint
+    assert all(m.signed for _, m in quantizers(q))
+    ref, fck = load_model(fp32)
+    x = _val_images(synth, fck)
+    with torch.no_grad():
+        a, b = fuse_for_deploy(ref)(x), q(x)
+    # INT8 stays close to FP32 on calibration-distribution images: small relative error, same ranking mostly
+    assert ((a - b).abs().max() / a.abs().max()).item() < 0.25
+    assert (a.argmax(1) == b.argmax(1)).float().mean().item() >= 0.75
+    assert (ptq_signed / "quantize.json").is_file() and (ptq_signed / "eval-val" / "metrics.json").is_file()
+
+
+def test_unsigned_ptq_keeps_nncf_uint8_after_relu(fp32, tmp_path):
+    out = tmp_path / "u"
+    rep = run_quantize(QuantConfig(model=str(fp32), mode="ptq", out=str(out), calib_size=20), progress=False)
+    assert rep["quantizers"]["unsigned_activations"] > 0 and not rep["tensorrt_legal"]
+
+
+def test_qat_trains_saves_and_resumes(fp32, tmp_path):
+    out = tmp_path / "qat"
+    r = runner.invoke(app, ["quantize", "--mode", "qat", "-m", str(fp32), "--out", str(out), "--epochs", "1",
+                            "--calib-size", "16", "--signed", "--batch-size", "8"])
+    assert r.exit_code == 0, r.output
+    assert "INT8 top-1" in r.output
+    last = load_checkpoint(out / "last.pt")
+    assert last.quantization["mode"] == "qat" and last.extra["epoch"] == 0
+    assert last.train_config["teacher"] == str(fp32)  # QAT distils from the FP32 model by default
+    q1, _ = load_model(out / "best.pt")
+    # resume with one more epoch continues from last.pt (same quantizer placement, trained scales)
+    r = runner.invoke(app, ["quantize", "--mode", "qat", "-m", str(fp32), "--out", str(out), "--epochs", "2",
+                            "--calib-size", "16", "--signed", "--batch-size", "8", "--resume"])
+    assert r.exit_code == 0, r.output
+    assert "resuming" in r.output and "epoch 2/2" in r.output
+    last2 = load_checkpoint(out / "last.pt")
+    assert last2.extra["epoch"] == 1 and len(last2.extra["history"]) == 2
+    assert last2.quantization["calibration"] == last.quantization["calibration"]
+    assert load_checkpoint(out / "best.pt").quantization["tensorrt_legal"]
+
+
+def test_refusals_are_one_line_and_write_nothing(fp32, ptq_signed, tmp_path, imagefolder):
+    cases = [
+        (["--calib-size", "9999"], "calibration set of 9999 images asked"),
+        (["-m", str(ptq_signed / "best.pt")], "already quantized"),
+        (["--out", str(fp32.parent)], "would overwrite it"),
+        (["--data", str(imagefolder(classes=("a", "b"), splits={"train": 2, "val": 1}))], "classes differ"),
+    ]
+    for extra, msg in cases:
+        out = tmp_path / "x"
+        args = ["quantize", "--mode", "ptq", "-m", str(fp32), "--out", str(out), *extra]
+        if "--out" in extra:
+            args = ["quantize", "--mode", "ptq", "-m", str(fp32), *extra]
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2, (extra, r.output)
+        errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and msg in errors[0], r.output
+        assert not out.exists()
+
+
+def test_calibration_subset_is_stratified_and_deterministic(synth):
+    from edge_fgic.data.datasets import open_split, parse_data_spec
+    ds = open_split(parse_data_spec(f"synthetic={synth}"), "train", progress=False)
+    a, ra = calibration_subset(ds, 12, 0, True, "x")
+    b, rb = calibration_subset(ds, 12, 0, True, "x")
+    c, _ = calibration_subset(ds, 12, 1, True, "x")
+    assert a == b and ra["sha256"] == rb["sha256"] and a != c
+    assert sorted(np.bincount([ds.targets[i] for i in a])) == [2] * 6  # 12 images, 6 classes
+    _, rd = calibration_subset(ds, 0, 0, False, "x")
+    assert rd["images"] == len(ds) < 300 and "only" in rd["note"]
+    with pytest.raises(UserError, match="only 36"):
+        calibration_subset(ds, 37, 0, True, "x")
+
+
+# ---------------------------------------------------------------- ONNX Q/DQ
+
+
+def test_signed_export_is_tensorrt_legal_and_uint8_rewrite_is_exact(ptq_signed, synth, tmp_path):
+    q, qck = load_model(ptq_signed / "best.pt")
+    path = tmp_path / "int8.onnx"
+    info = export_qdq(q, path, 32)
+    model = onnx.load(str(path))
+    assert info["weights_folded"] > 0 and check_tensorrt_qdq(model) == []
+    assert path.stat().st_size < 0.5 * sum(p.numel() * 4 for p in q.parameters())  # int8 weights
+    u8, changed = activations_to_uint8(model)
+    assert changed > 0 and check_tensorrt_qdq(u8)  # uint8 is not TensorRT's form ...
+    x = _val_images(synth, qck, 4).numpy()
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # reference Q/DQ kernels: exact maths
+    s8 = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    su = ort.InferenceSession(u8.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    a = np.concatenate([s8.run(None, {"input": x[i:i + 1]})[0] for i in range(len(x))])
+    b = np.concatenate([su.run(None, {"input": x[i:i + 1]})[0] for i in range(len(x))])
+    np.testing.assert_array_equal(a, b)  # ... but numerically identical
+    with torch.no_grad():
+        ref = q(torch.from_numpy(x)).numpy()
+    assert np.abs(a - ref).max() < 0.05 * np.abs(ref).max() + 1e-3  # ONNX graph == the NNCF model
+
+
+def _qdq_graph(zp_dtype=TensorProto.INT8, zp_val=0, act_scale_shape=(), w_axis=0, w_scale_n=4, with_zp=True):
+    """x -> Q -> DQ -> Conv(W: DQ(int8 weights)) -> y, with knobs to break each TensorRT rule."""
+    np_zp = {TensorProto.INT8: np.int8, TensorProto.UINT8: np.uint8}[zp_dtype]
+    inits = [
+        numpy_helper.from_array(np.full(act_scale_shape, 0.1, np.float32), "s"),
+        numpy_helper.from_array(np.full(act_scale_shape, zp_val, np_zp), "zp"),
+        numpy_helper.from_array(np.ones((4, 3, 1, 1), np.int8), "w"),
+        numpy_helper.from_array(np.full((w_scale_n,), 0.02, np.float32), "ws"),
+        numpy_helper.from_array(np.zeros((w_scale_n,), np.int8), "wzp"),
+    ]
+    zp = ["zp"] if with_zp else []
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", *zp], ["xq"], name="q_act"),
+        helper.make_node("DequantizeLinear", ["xq", "s", *zp], ["xd"], name="dq_act"),
+        helper.make_node("DequantizeLinear", ["w", "ws", "wzp"], ["wd"], name="dq_w", axis=w_axis),
+        helper.make_node("Conv", ["xd", "wd"], ["y"], name="conv"),
+    ]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("kwargs,rule", [
+    ({}, None),
+    ({"zp_dtype": TensorProto.UINT8}, "only int8"),
+    ({"zp_val": 3}, "non-zero zero-point"),
+    ({"act_scale_shape": (3,)}, "per-channel scale on an activation"),
+    ({"w_axis": 1, "w_scale_n": 3}, "axis 1"),
+    ({"with_zp": False}, "no zero-point input"),
+])
+def test_tensorrt_checker_accepts_legal_graphs_and_names_each_broken_rule(kwargs, rule):
+    if kwargs.get("act_scale_shape"):
+        kwargs = {**kwargs}
+    found = check_tensorrt_qdq(_qdq_graph(**kwargs))
+    if rule is None:
+        assert found == []
+    else:
+        assert found and any(rule in str(v) for v in found), [str(v) for v in found]
+
+
+def test_tensorrt_checker_rejects_a_float_graph():
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    assert "no QuantizeLinear" in str(check_tensorrt_qdq(helper.make_model(g))[0])
