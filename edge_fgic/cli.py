@@ -392,9 +392,11 @@ def quantize_cmd(
     signed: Annotated[bool, typer.Option("--signed/--unsigned", help="--signed: every activation int8 with zero-point 0, as TensorRT requires; "
                                           "--unsigned: NNCF's uint8 after ReLU, faster on CPU runtimes.")] = False,
     epochs: Annotated[int, typer.Option(min=1, help="QAT fine-tuning epochs.")] = 3,
-    lr: Annotated[float, typer.Option(help="QAT learning rate (cosine to 1 %).")] = 1e-4,
+    lr: Annotated[float, typer.Option(help="QAT learning rate (cosine to 1 %).")] = 2e-5,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=0, help="QAT batch size (0 = as the model was trained).")] = 0,
     distill: Annotated[bool, typer.Option("--distill/--no-distill", help="QAT keeps distilling from the FP32 model.")] = True,
+    kd_weight: Annotated[float, typer.Option("--kd-weight", min=0.0, max=1.0, help="QAT loss weight of distillation from the FP32 model (1 = match it only; label loss gets 1 - w).")] = 1.0,
+    temperature: Annotated[float, typer.Option("--temperature", "-T", min=0.01, help="Softmax temperature of the QAT distillation term.")] = 2.0,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: <model run>-int8-<mode>[-signed]).", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted QAT run in --out (PTQ: keep the existing result).")] = False,
     device: DeviceOption = "auto",
@@ -409,7 +411,8 @@ def quantize_cmd(
     from .quant.nncf_quant import QuantConfig, run_quantize
 
     cfg = QuantConfig(model=str(model), mode=mode.value, data=data or "", out=str(out) if out else "", calib_size=calib_size,
-                      signed_activations=signed, epochs=epochs, lr=lr, batch_size=batch_size, distill=distill, device=device,
+                      signed_activations=signed, epochs=epochs, lr=lr, batch_size=batch_size, distill=distill, kd_weight=kd_weight,
+                      kd_temperature=temperature, device=device,
                       workers=workers, seed=seed, skip_bad_images=skip_bad_images)
     report = run_quantize(cfg, resume=resume)
     v = report["val"]

@@ -76,3 +76,30 @@ def tiny_checkpoint(tmp_path: Path) -> Callable[..., Path]:
         )
 
     return make
+
+
+TINY_KW = dict(depths=[1, 1, 1, 1], dims=[8, 16, 32, 64])
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 32 px synthetic dataset: 6 classes x (6 train, 3 val, 1 test) images."""
+    from edge_fgic.data.synthetic import SyntheticConfig, generate
+
+    root = tmp_path_factory.mktemp("synth") / "fg"
+    return generate(root, SyntheticConfig(image_size=32, train_per_class=6, val_per_class=3, test_per_class=1), progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_bnrelu_run(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """best.pt of a tiny INT8-friendly (bn-relu) model trained 2 epochs on ``tiny_synth`` (real BN
+    statistics); the teacher of the distillation tests and the FP32 source of the INT8 tests.
+    Tests must not write into its folder."""
+    from edge_fgic.training.config import TrainConfig
+    from edge_fgic.training.trainer import train
+
+    out = tmp_path_factory.mktemp("bnrelu") / "run"
+    cfg = TrainConfig.from_dict(dict(data=f"synthetic={tiny_synth}", model="convnext_atto", variant="bn-relu", model_kwargs=TINY_KW,
+                                     input_size=32, crop_pct=1.0, epochs=2, batch_size=8, workers=0, out=str(out), gradcam=0,
+                                     auto_augment="none", mean=[0.5] * 3, std=[0.25] * 3, lr=3e-3))
+    return train(cfg, progress=False, final_eval=False).best

@@ -9,7 +9,6 @@ import torch
 from typer.testing import CliRunner
 
 from edge_fgic.cli import app
-from edge_fgic.data.synthetic import SyntheticConfig, generate
 from edge_fgic.models import create_model, load_checkpoint
 from edge_fgic.models.factory import VARIANTS, variant_kwargs
 from edge_fgic.models.fuse import count_ops, fuse_for_deploy
@@ -17,23 +16,18 @@ from edge_fgic.training.config import TrainConfig
 from edge_fgic.training.distill import feature_loss, kd_loss
 from edge_fgic.training.trainer import train
 
-TINY = dict(depths=[1, 1, 1, 1], dims=[8, 16, 32, 64])
+from conftest import TINY_KW as TINY  # noqa: E402
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth") / "fg"
-    return generate(root, SyntheticConfig(image_size=32, train_per_class=6, val_per_class=2, test_per_class=2), progress=False)
+@pytest.fixture
+def synth(tiny_synth) -> Path:
+    return tiny_synth
 
 
-@pytest.fixture(scope="module")
-def teacher(synth, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("teacher") / "run"
-    cfg = TrainConfig.from_dict(dict(data=f"synthetic={synth}", model="convnext_atto", variant="bn-relu", model_kwargs=TINY,
-                                     input_size=32, crop_pct=1.0, epochs=1, batch_size=8, workers=0, out=str(out),
-                                     gradcam=0, auto_augment="none", mean=[0.5] * 3, std=[0.25] * 3))
-    return train(cfg, progress=False, final_eval=False).best
+@pytest.fixture
+def teacher(tiny_bnrelu_run) -> Path:
+    return tiny_bnrelu_run
 
 
 def test_kd_loss_zero_for_identical_logits_and_positive_otherwise():

@@ -14,37 +14,28 @@ from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 from edge_fgic.cli import app
-from edge_fgic.data.synthetic import SyntheticConfig, generate
 from edge_fgic.errors import UserError
 from edge_fgic.models import load_checkpoint, load_model
 from edge_fgic.models.fuse import fuse_for_deploy
 from edge_fgic.quant.nncf_quant import QuantConfig, calibration_subset, quantizers, run_quantize
 from edge_fgic.quant.onnx_qdq import activations_to_uint8, check_tensorrt_qdq, export_qdq
-from edge_fgic.training.config import TrainConfig
-from edge_fgic.training.trainer import train
 
-TINY = dict(depths=[1, 1, 1, 1], dims=[8, 16, 32, 64])
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth") / "fg"
-    return generate(root, SyntheticConfig(image_size=32, train_per_class=6, val_per_class=3, test_per_class=1), progress=False)
+@pytest.fixture
+def synth(tiny_synth) -> Path:
+    return tiny_synth
+
+
+@pytest.fixture
+def fp32(tiny_bnrelu_run) -> Path:
+    return tiny_bnrelu_run
 
 
 @pytest.fixture(scope="module")
-def fp32(synth, tmp_path_factory) -> Path:
-    """A tiny INT8-friendly (bn-relu) model trained 2 epochs: BN statistics are real."""
-    out = tmp_path_factory.mktemp("fp32") / "run"
-    cfg = TrainConfig.from_dict(dict(data=f"synthetic={synth}", model="convnext_atto", variant="bn-relu", model_kwargs=TINY,
-                                     input_size=32, crop_pct=1.0, epochs=2, batch_size=8, workers=0, out=str(out), gradcam=0,
-                                     auto_augment="none", mean=[0.5] * 3, std=[0.25] * 3, lr=3e-3))
-    return train(cfg, progress=False, final_eval=False).best
-
-
-@pytest.fixture(scope="module")
-def ptq_signed(fp32, tmp_path_factory) -> Path:
+def ptq_signed(tiny_bnrelu_run, tmp_path_factory) -> Path:
+    fp32 = tiny_bnrelu_run
     out = tmp_path_factory.mktemp("ptq") / "signed"
     run_quantize(QuantConfig(model=str(fp32), mode="ptq", out=str(out), calib_size=20, signed_activations=True), progress=False)
     return out
@@ -206,3 +197,18 @@ def test_tensorrt_checker_rejects_a_float_graph():
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     assert "no QuantizeLinear" in str(check_tensorrt_qdq(helper.make_model(g))[0])
+
+
+def test_a_model_nncf_cannot_trace_is_one_line(fp32, tmp_path, monkeypatch):
+    import nncf
+
+    def refuse(*args, **kwargs):  # what NNCF raises on graphs it cannot trace
+        raise nncf.InternalError("Could not build NNCFGraph: unsupported operator\nmore detail")
+
+    monkeypatch.setattr(nncf, "quantize", refuse)
+    out = tmp_path / "q"
+    r = runner.invoke(app, ["quantize", "--mode", "ptq", "-m", str(fp32), "--out", str(out), "--calib-size", "8"])
+    assert r.exit_code == 2
+    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "NNCF could not trace" in errors[0] and "unsupported operator" in errors[0]
+    assert not out.exists()

@@ -103,6 +103,15 @@ def main() -> None:
         torch.set_num_threads(2)
         report["teacher"]["val_top1"] = float(100 * (teacher(images).argmax(1).numpy() == labels).mean())
     report["teacher"]["model"] = tck.model.to_dict()
+    # the teacher a GPU user would distil from (stock convnext_tiny): its CPU eager latency at the same input size
+    import timm
+    tiny = timm.create_model("convnext_tiny", num_classes=len(tck.classes)).eval()
+    with torch.inference_mode():
+        for th in (1, 2):
+            torch.set_num_threads(th)
+            report["teacher"][f"convnext_tiny_torch_{th}t"] = _median_ms(lambda: tiny(x1), max(20, a.runs // 4), warmup=5)
+        torch.set_num_threads(2)
+    del tiny
     tmp = Path(tempfile.mkdtemp(prefix="int8lat-"))
     for group in a.student:
         fp_path, runs = group[0], group[1:]
