@@ -91,7 +91,11 @@ def test_qat_trains_saves_and_resumes(fp32, tmp_path):
     last2 = load_checkpoint(out / "last.pt")
     assert last2.extra["epoch"] == 1 and len(last2.extra["history"]) == 2
     assert last2.quantization["calibration"] == last.quantization["calibration"]
-    assert load_checkpoint(out / "best.pt").quantization["tensorrt_legal"]
+    best = load_checkpoint(out / "best.pt")
+    assert best.quantization["tensorrt_legal"]
+    # QAT picks best.pt by agreement with its FP32 model (logged every epoch next to top-1)
+    assert "val_agreement" in best.metrics and "val_agreement" in (out / "metrics.csv").read_text().splitlines()[0]
+    assert best.metrics["val_agreement"] == max(r["val_agreement"] for r in last2.extra["history"])
 
 
 def test_refusals_are_one_line_and_write_nothing(fp32, ptq_signed, tmp_path, imagefolder):

@@ -4,8 +4,9 @@ For each FP32 student checkpoint and its INT8 (NNCF) checkpoints this script exp
   * FP32 ONNX of the deploy-folded model,
   * INT8 Q/DQ ONNX (weights folded to int8; activations as quantized, and rewritten to uint8
     zero-point 128 for onnxruntime on x86, which is exact),
-then times batch-1 inference (median of N runs after warm-up) with onnxruntime and OpenVINO
-at 1 and 2 threads, and runs the INT8 graphs over the val split to check top-1 and agreement
+then times batch-1 inference with onnxruntime and OpenVINO at 1 and 2 threads (5 rounds,
+every artifact of a student timed once per round, back to back; latency = median of the
+round medians, speed-up = median of the per-round FP32/INT8 ratios), and runs the INT8 graphs over the val split to check top-1 and agreement
 with the NNCF model. The teacher's PyTorch eager FP32 latency is timed in the same run.
 
     .venv/bin/python benchmarks/quantization/int8_latency.py --teacher runs/o17-teacher/best.pt \
@@ -52,15 +53,32 @@ def ov_model(path: str, threads: int):
     return compiled.create_infer_request()
 
 
-def time_onnx(path: str, size: int, runs: int) -> dict[str, float]:
+def time_interleaved(paths: dict[str, str], size: int, runs: int, rounds: int = 5) -> dict[str, dict[str, list[float]]]:
+    """Per-round medians for every (artifact, runtime, threads), artifacts interleaved round by round.
+
+    This VM's speed drifts by tens of percent over minutes, so FP32 and INT8 are timed side by
+    side in each round and speed-ups are taken per round (see ``speedups``)."""
     x = np.random.default_rng(0).standard_normal((1, 3, size, size), dtype=np.float32)
-    res = {}
+    out: dict[str, dict[str, list[float]]] = {name: {} for name in paths}
     for th in (1, 2):
-        s = ort_session(path, th)
-        res[f"ort_{th}t"] = _median_ms(lambda: s.run(None, {"input": x}), runs)
-        r = ov_model(path, th)
-        res[f"ov_{th}t"] = _median_ms(lambda: r.infer({0: x}), runs)
-    return res
+        runners = {}
+        for name, p in paths.items():
+            s, r = ort_session(p, th), ov_model(p, th)
+            runners[name] = {f"ort_{th}t": (lambda s=s: s.run(None, {"input": x})), f"ov_{th}t": (lambda r=r: r.infer({0: x}))}
+        for _ in range(rounds):
+            for name, fns in runners.items():
+                for key, fn in fns.items():
+                    out[name].setdefault(key, []).append(_median_ms(fn, max(10, runs // rounds), warmup=5))
+    return out
+
+
+def medians(rounds: dict[str, list[float]]) -> dict[str, float]:
+    return {k: statistics.median(v) for k, v in rounds.items()}
+
+
+def speedups(ref: dict[str, list[float]], new: dict[str, list[float]]) -> dict[str, float]:
+    """Median over rounds of ref/new, each round's pair measured back to back."""
+    return {k: statistics.median(a / b for a, b in zip(ref[k], new[k])) for k in ref}
 
 
 def ort_logits(path: str, images: torch.Tensor) -> np.ndarray:
@@ -113,41 +131,50 @@ def main() -> None:
         torch.set_num_threads(2)
     del tiny
     tmp = Path(tempfile.mkdtemp(prefix="int8lat-"))
-    for group in a.student:
+    for gi, group in enumerate(a.student):
         fp_path, runs = group[0], group[1:]
         fp, fck = load_model(fp_path)
         fused = fuse_for_deploy(fp)
-        onnx_fp = export_fp32(fused, tmp / "fp32.onnx", size)
+        onnx_fp = export_fp32(fused, tmp / f"g{gi}-fp32.onnx", size)
         with torch.inference_mode():
             fp_logits = fused(images).numpy()
-        entry = {"checkpoint": fp_path, "variant": fck.train_config.get("variant"), "fp32": time_onnx(onnx_fp, size, a.runs),
+        entry = {"checkpoint": fp_path, "variant": fck.train_config.get("variant"),
                  "fp32_val_top1": float(100 * (fp_logits.argmax(1) == labels).mean()), "int8": []}
-        with torch.inference_mode():
-            for th in (1, 2):
-                torch.set_num_threads(th)
-                entry["fp32"][f"torch_{th}t"] = _median_ms(lambda: fp(x1), a.runs // 2)
-            torch.set_num_threads(2)
-        for run in runs:
+        paths = {"fp32": str(onnx_fp)}
+        for ri, run in enumerate(runs):
             q, qck = load_model(Path(run) / "best.pt")
             with torch.inference_mode():
                 q_logits = q(images).numpy()
             res = {"run": run, "mode": qck.quantization["mode"], "tensorrt_legal": qck.quantization["tensorrt_legal"],
                    "nncf_val_top1": float(100 * (q_logits.argmax(1) == labels).mean()),
                    "nncf_agreement_vs_fp32": float(100 * (q_logits.argmax(1) == fp_logits.argmax(1)).mean())}
-            raw = tmp / "int8.onnx"
+            raw = tmp / f"g{gi}-r{ri}-int8.onnx"
             export_qdq(q, raw, size)
             res["tensorrt_violations"] = len(check_tensorrt_qdq(onnx.load(str(raw))))
-            u8 = tmp / "int8_u8.onnx"
+            u8 = tmp / f"g{gi}-r{ri}-int8-u8.onnx"
             export_qdq(q, u8, size, uint8_activations=True)
             ort_l = ort_logits(str(u8), images)
             res["onnx_val_top1"] = float(100 * (ort_l.argmax(1) == labels).mean())
             res["onnx_agreement_vs_nncf"] = float(100 * (ort_l.argmax(1) == q_logits.argmax(1)).mean())
             res["onnx_max_abs_diff_vs_nncf"] = float(np.abs(ort_l - q_logits).max())
-            res["latency_u8"] = time_onnx(str(u8), size, a.runs)
-            res["latency_as_quantized"] = time_onnx(str(raw), size, a.runs)
             res["size_bytes"] = {"fp32_onnx": Path(onnx_fp).stat().st_size, "int8_onnx": u8.stat().st_size}
+            paths[f"{ri}:u8"], paths[f"{ri}:raw"] = str(u8), str(raw)
             entry["int8"].append(res)
-            print(json.dumps(res))
+        timed = time_interleaved(paths, size, a.runs)
+        entry["fp32"] = medians(timed["fp32"])
+        entry["fp32_rounds"] = timed["fp32"]
+        for ri, res in enumerate(entry["int8"]):
+            res["latency_u8"] = medians(timed[f"{ri}:u8"])
+            res["latency_as_quantized"] = medians(timed[f"{ri}:raw"])
+            res["speedup_u8"] = speedups(timed["fp32"], timed[f"{ri}:u8"])
+            res["speedup_as_quantized"] = speedups(timed["fp32"], timed[f"{ri}:raw"])
+            res["rounds_u8"] = timed[f"{ri}:u8"]
+            print(json.dumps({k: v for k, v in res.items() if not k.startswith("rounds")}))
+        with torch.inference_mode():
+            for th in (1, 2):
+                torch.set_num_threads(th)
+                entry["fp32"][f"torch_{th}t"] = _median_ms(lambda: fp(x1), a.runs // 2)
+            torch.set_num_threads(2)
         report["students"].append(entry)
     Path(a.out).write_text(json.dumps(report, indent=2) + "\n")
     print("wrote", a.out)

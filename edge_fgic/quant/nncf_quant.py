@@ -92,7 +92,19 @@ def _nncf():
         import nncf  # noqa: F401
     except ImportError as exc:  # pragma: no cover - nncf is a core dependency
         raise UserError(f"NNCF is not installed ({exc}); reinstall edge-fgic (pip install -e .)") from None
+    _quiet_nncf()
     return nncf
+
+
+def _quiet_nncf() -> None:
+    """Keep NNCF's progress bars; drop its INFO lines ("Compiling and loading torch extension ...")
+    and torch's "No CUDA runtime is found" warning on CPU-only machines, which users cannot act on."""
+    import logging
+    import warnings
+    logging.getLogger("nncf").setLevel(logging.WARNING)
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
 
 
 def quantizers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -309,8 +321,6 @@ def _finish(cfg: QuantConfig, fp32: FGClassifier, src: Checkpoint, spec, out: Pa
     q, qck = load_model(out / "best.pt")
     val = open_split(spec, "val", eval_transform(src.preprocess), skip_bad_images=cfg.skip_bad_images, progress=progress)
     cmp = compare(fp32, q, val, device)
-    console.print(f"val ({cmp['images']} images): FP32 top-1 {cmp['fp32_top1']:.2f} %, INT8 top-1 {cmp['int8_top1']:.2f} % "
-                  f"(drop {cmp['drop_top1']:+.2f} pt), agreement {cmp['agreement']:.2f} %")
     rec = dict(qck.quantization)
     rec["val"] = cmp
     # best.pt again, now with the comparison (atomic; the weights are the same tensors)
@@ -348,6 +358,21 @@ class QATHooks(DistillHooks):
     def checkpoint_fields(self, model):
         return {"quantization": quant_record(model, mode="qat", signed=self.qcfg.signed_activations,
                                              calibration=self.calib_record, source=self.src)}
+
+    # QAT's job is to reproduce its FP32 model in INT8: best.pt is the epoch that agrees with it
+    # most on val (ties: the earlier epoch); top-1 is still logged every epoch
+    best_key = "val_agreement"
+
+    @torch.no_grad()
+    def val_metrics(self, model, loader, device):
+        if getattr(self, "_ref_preds", None) is None:
+            ref = (self.teacher if self.teacher is not None else self.src.build_model()).to(device).eval()
+            self._ref_preds = torch.cat([ref(x.to(device)).argmax(1).cpu() for x, _ in loader])
+        was = model.training
+        model.eval()
+        preds = torch.cat([model(x.to(device)).argmax(1).cpu() for x, _ in loader])
+        model.train(was)
+        return {"val_agreement": 100.0 * (preds == self._ref_preds).float().mean().item()}
 
 
 def load_quantized(path: str | Path) -> tuple[FGClassifier, Checkpoint]:

@@ -84,6 +84,13 @@ class TrainHooks:
         """Extra keyword arguments for save_checkpoint (e.g. quantization=...)."""
         return {}
 
+    # the per-epoch metric that picks best.pt (higher is better); QAT picks fidelity to its FP32 model
+    best_key = "val_top1"
+
+    def val_metrics(self, model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
+        """Extra per-epoch validation metrics (e.g. agreement with a reference model)."""
+        return {}
+
 
 def default_hooks(cfg: TrainConfig, out: Path) -> TrainHooks:
     if cfg.teacher:
@@ -252,7 +259,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
     from timm.loss import SoftTargetCrossEntropy
     criterion = SoftTargetCrossEntropy() if mixup_fn else nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
 
-    start_epoch, best, bad_epochs, history = 0, {"val_top1": -1.0}, 0, []
+    start_epoch, best, bad_epochs, history = 0, {"val_top1": -1.0, hooks.best_key: -1.0}, 0, []
     if state is not None:
         model.load_state_dict(state.state_dict)
         ex = state.extra
@@ -324,7 +331,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
                    **validate(eval_model, _loader(val_ds, cfg, False, epoch, 1, 0, device), device, amp_dtype, cfg.channels_last),
                    "epoch_time_s": time.time() - t0}
             history.append(row)
-            improved = row["val_top1"] > best["val_top1"]
+            val_loader = _loader(val_ds, cfg, False, epoch, 1, 0, device)
+            row.update(hooks.val_metrics(eval_model, val_loader, device))
+            improved = row[hooks.best_key] > best.get(hooks.best_key, -1.0)
             if improved:
                 best, bad_epochs = dict(row), 0
                 save_checkpoint(best_path, eval_model, metrics=best, **meta, **hooks.checkpoint_fields(eval_model))
@@ -338,7 +347,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
             save_checkpoint(last_path, model, metrics=row, extra=extra, **meta, **hooks.checkpoint_fields(model))
             write_history(out, history)
             if prog is None:
-                console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.3f}  val top-1 {row['val_top1']:.2f}  ({row['epoch_time_s']:.1f}s)")
+                agree = f"  agreement {row['val_agreement']:.2f} %" if "val_agreement" in row else ""
+                console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.3f}  val top-1 {row['val_top1']:.2f}{agree}  ({row['epoch_time_s']:.1f}s)")
             stop = _stop_flag(stop, world)
             if stop:
                 console.print(f"early stopping: val top-1 has not improved for {cfg.patience} epochs")
