@@ -23,42 +23,31 @@ from edge_fgic.quant.onnx_qdq import activations_to_uint8, check_tensorrt_qdq, e
 runner = CliRunner()
 
 
-@pytest.fixture
-def synth(tiny_synth) -> Path:
-    return tiny_synth
-
-
-@pytest.fixture
-def fp32(tiny_bnrelu_run) -> Path:
-    return tiny_bnrelu_run
-
-
 @pytest.fixture(scope="module")
 def ptq_signed(tiny_bnrelu_run, tmp_path_factory) -> Path:
-    fp32 = tiny_bnrelu_run
     out = tmp_path_factory.mktemp("ptq") / "signed"
-    run_quantize(QuantConfig(model=str(fp32), mode="ptq", out=str(out), calib_size=20, signed_activations=True), progress=False)
+    run_quantize(QuantConfig(model=str(tiny_bnrelu_run), mode="ptq", out=str(out), calib_size=20, signed_activations=True), progress=False)
     return out
 
 
-def _val_images(synth, ck, n=12):
+def _val_images(tiny_synth, ck, n=12):
     from edge_fgic.data.datasets import open_split, parse_data_spec
     from edge_fgic.data.transforms import eval_transform
-    ds = open_split(parse_data_spec(f"synthetic={synth}"), "train", eval_transform(ck.preprocess), progress=False)
+    ds = open_split(parse_data_spec(f"synthetic={tiny_synth}"), "train", eval_transform(ck.preprocess), progress=False)
     return torch.stack([ds[i][0] for i in range(n)])
 
 
-def test_ptq_checkpoint_round_trips_and_stays_close_to_fp32(fp32, ptq_signed, synth):
+def test_ptq_checkpoint_round_trips_and_stays_close_to_fp32(tiny_bnrelu_run, ptq_signed, tiny_synth):
     q, qck = load_model(ptq_signed / "best.pt")  # rebuilt from the saved NNCF config, weights_only
     rec = qck.quantization
     assert rec["mode"] == "ptq" and rec["calibration"]["images"] == 20 and len(rec["calibration"]["sha256"]) == 64
-    assert rec["source_sha256"] == load_checkpoint(fp32).sha256
+    assert rec["source_sha256"] == load_checkpoint(tiny_bnrelu_run).sha256
     assert rec["tensorrt_legal"] and rec["quantizers"]["unsigned_activations"] == 0
     assert rec["quantizers"]["weights"] > 0 and rec["quantizers"]["activations"] > 0
     assert {"fp32_top1", "int8_top1", "agreement"} <= set(rec["val"])  # recorded in the checkpoint
     assert all(m.signed for _, m in quantizers(q))
-    ref, fck = load_model(fp32)
-    x = _val_images(synth, fck)
+    ref, fck = load_model(tiny_bnrelu_run)
+    x = _val_images(tiny_synth, fck)
     with torch.no_grad():
         a, b = fuse_for_deploy(ref)(x), q(x)
     # INT8 stays close to FP32 on calibration-distribution images: small relative error, same ranking mostly
@@ -67,24 +56,24 @@ def test_ptq_checkpoint_round_trips_and_stays_close_to_fp32(fp32, ptq_signed, sy
     assert (ptq_signed / "quantize.json").is_file() and (ptq_signed / "eval-val" / "metrics.json").is_file()
 
 
-def test_unsigned_ptq_keeps_nncf_uint8_after_relu(fp32, tmp_path):
+def test_unsigned_ptq_keeps_nncf_uint8_after_relu(tiny_bnrelu_run, tmp_path):
     out = tmp_path / "u"
-    rep = run_quantize(QuantConfig(model=str(fp32), mode="ptq", out=str(out), calib_size=20), progress=False)
+    rep = run_quantize(QuantConfig(model=str(tiny_bnrelu_run), mode="ptq", out=str(out), calib_size=20), progress=False)
     assert rep["quantizers"]["unsigned_activations"] > 0 and not rep["tensorrt_legal"]
 
 
-def test_qat_trains_saves_and_resumes(fp32, tmp_path):
+def test_qat_trains_saves_and_resumes(tiny_bnrelu_run, tmp_path):
     out = tmp_path / "qat"
-    r = runner.invoke(app, ["quantize", "--mode", "qat", "-m", str(fp32), "--out", str(out), "--epochs", "1",
+    r = runner.invoke(app, ["quantize", "--mode", "qat", "-m", str(tiny_bnrelu_run), "--out", str(out), "--epochs", "1",
                             "--calib-size", "16", "--signed", "--batch-size", "8"])
     assert r.exit_code == 0, r.output
     assert "INT8 top-1" in r.output
     last = load_checkpoint(out / "last.pt")
     assert last.quantization["mode"] == "qat" and last.extra["epoch"] == 0
-    assert last.train_config["teacher"] == str(fp32)  # QAT distils from the FP32 model by default
+    assert last.train_config["teacher"] == str(tiny_bnrelu_run)  # QAT distils from the FP32 model by default
     q1, _ = load_model(out / "best.pt")
     # resume with one more epoch continues from last.pt (same quantizer placement, trained scales)
-    r = runner.invoke(app, ["quantize", "--mode", "qat", "-m", str(fp32), "--out", str(out), "--epochs", "2",
+    r = runner.invoke(app, ["quantize", "--mode", "qat", "-m", str(tiny_bnrelu_run), "--out", str(out), "--epochs", "2",
                             "--calib-size", "16", "--signed", "--batch-size", "8", "--resume"])
     assert r.exit_code == 0, r.output
     assert "resuming" in r.output and "epoch 2/2" in r.output
@@ -98,18 +87,18 @@ def test_qat_trains_saves_and_resumes(fp32, tmp_path):
     assert best.metrics["val_agreement"] == max(r["val_agreement"] for r in last2.extra["history"])
 
 
-def test_refusals_are_one_line_and_write_nothing(fp32, ptq_signed, tmp_path, imagefolder):
+def test_refusals_are_one_line_and_write_nothing(tiny_bnrelu_run, ptq_signed, tmp_path, imagefolder):
     cases = [
         (["--calib-size", "9999"], "calibration set of 9999 images asked"),
         (["-m", str(ptq_signed / "best.pt")], "already quantized"),
-        (["--out", str(fp32.parent)], "would overwrite it"),
+        (["--out", str(tiny_bnrelu_run.parent)], "would overwrite it"),
         (["--data", str(imagefolder(classes=("a", "b"), splits={"train": 2, "val": 1}))], "classes differ"),
     ]
     for extra, msg in cases:
         out = tmp_path / "x"
-        args = ["quantize", "--mode", "ptq", "-m", str(fp32), "--out", str(out), *extra]
+        args = ["quantize", "--mode", "ptq", "-m", str(tiny_bnrelu_run), "--out", str(out), *extra]
         if "--out" in extra:
-            args = ["quantize", "--mode", "ptq", "-m", str(fp32), *extra]
+            args = ["quantize", "--mode", "ptq", "-m", str(tiny_bnrelu_run), *extra]
         r = runner.invoke(app, args)
         assert r.exit_code == 2, (extra, r.output)
         errors = [line for line in r.output.splitlines() if line.startswith("error:")]
@@ -117,9 +106,9 @@ def test_refusals_are_one_line_and_write_nothing(fp32, ptq_signed, tmp_path, ima
         assert not out.exists()
 
 
-def test_calibration_subset_is_stratified_and_deterministic(synth):
+def test_calibration_subset_is_stratified_and_deterministic(tiny_synth):
     from edge_fgic.data.datasets import open_split, parse_data_spec
-    ds = open_split(parse_data_spec(f"synthetic={synth}"), "train", progress=False)
+    ds = open_split(parse_data_spec(f"synthetic={tiny_synth}"), "train", progress=False)
     a, ra = calibration_subset(ds, 12, 0, True, "x")
     b, rb = calibration_subset(ds, 12, 0, True, "x")
     c, _ = calibration_subset(ds, 12, 1, True, "x")
@@ -134,7 +123,7 @@ def test_calibration_subset_is_stratified_and_deterministic(synth):
 # ---------------------------------------------------------------- ONNX Q/DQ
 
 
-def test_signed_export_is_tensorrt_legal_and_uint8_rewrite_is_exact(ptq_signed, synth, tmp_path):
+def test_signed_export_is_tensorrt_legal_and_uint8_rewrite_is_exact(ptq_signed, tiny_synth, tmp_path):
     q, qck = load_model(ptq_signed / "best.pt")
     path = tmp_path / "int8.onnx"
     info = export_qdq(q, path, 32)
@@ -143,7 +132,7 @@ def test_signed_export_is_tensorrt_legal_and_uint8_rewrite_is_exact(ptq_signed, 
     assert path.stat().st_size < 0.5 * sum(p.numel() * 4 for p in q.parameters())  # int8 weights
     u8, changed = activations_to_uint8(model)
     assert changed > 0 and check_tensorrt_qdq(u8)  # uint8 is not TensorRT's form ...
-    x = _val_images(synth, qck, 4).numpy()
+    x = _val_images(tiny_synth, qck, 4).numpy()
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # reference Q/DQ kernels: exact maths
     s8 = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
@@ -203,7 +192,7 @@ def test_tensorrt_checker_rejects_a_float_graph():
     assert "no QuantizeLinear" in str(check_tensorrt_qdq(helper.make_model(g))[0])
 
 
-def test_a_model_nncf_cannot_trace_is_one_line(fp32, tmp_path, monkeypatch):
+def test_a_model_nncf_cannot_trace_is_one_line(tiny_bnrelu_run, tmp_path, monkeypatch):
     import nncf
 
     def refuse(*args, **kwargs):  # what NNCF raises on graphs it cannot trace
@@ -211,7 +200,7 @@ def test_a_model_nncf_cannot_trace_is_one_line(fp32, tmp_path, monkeypatch):
 
     monkeypatch.setattr(nncf, "quantize", refuse)
     out = tmp_path / "q"
-    r = runner.invoke(app, ["quantize", "--mode", "ptq", "-m", str(fp32), "--out", str(out), "--calib-size", "8"])
+    r = runner.invoke(app, ["quantize", "--mode", "ptq", "-m", str(tiny_bnrelu_run), "--out", str(out), "--calib-size", "8"])
     assert r.exit_code == 2
     errors = [line for line in r.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "NNCF could not trace" in errors[0] and "unsupported operator" in errors[0]

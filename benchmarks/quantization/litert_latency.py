@@ -16,24 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-
-def _median_ms(fn, runs: int = 200, warmup: int = 20) -> float:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(ts)
+from edge_fgic.timing import median_ms as _median_ms
 
 
 def _as_input(inp: dict, x: np.ndarray) -> np.ndarray:
