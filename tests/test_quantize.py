@@ -65,8 +65,10 @@ def test_unsigned_ptq_keeps_nncf_uint8_after_relu(tiny_bnrelu_run, tmp_path):
 def test_qat_trains_saves_and_resumes(tiny_bnrelu_run, tmp_path):
     out = tmp_path / "qat"
     r = runner.invoke(app, ["quantize", "--mode", "qat", "-m", str(tiny_bnrelu_run), "--out", str(out), "--epochs", "1",
-                            "--calib-size", "16", "--signed", "--batch-size", "8"])
+                            "--calib-size", "16", "--signed", "--batch-size", "8", "--seed", "3", "--device", "cpu"])
     assert r.exit_code == 0, r.output
+    tc = load_checkpoint(out / "last.pt").train_config
+    assert (tc["seed"], tc["device"], tc["channels_last"], tc["pretrained"]) == (3, "cpu", False, "")  # flags reach the QAT loop
     assert "INT8 top-1" in r.output
     last = load_checkpoint(out / "last.pt")
     assert last.quantization["mode"] == "qat" and last.extra["epoch"] == 0
@@ -74,7 +76,7 @@ def test_qat_trains_saves_and_resumes(tiny_bnrelu_run, tmp_path):
     q1, _ = load_model(out / "best.pt")
     # resume with one more epoch continues from last.pt (same quantizer placement, trained scales)
     r = runner.invoke(app, ["quantize", "--mode", "qat", "-m", str(tiny_bnrelu_run), "--out", str(out), "--epochs", "2",
-                            "--calib-size", "16", "--signed", "--batch-size", "8", "--resume"])
+                            "--calib-size", "16", "--signed", "--batch-size", "8", "--seed", "3", "--device", "cpu", "--resume"])
     assert r.exit_code == 0, r.output
     assert "resuming" in r.output and "epoch 2/2" in r.output
     last2 = load_checkpoint(out / "last.pt")

@@ -78,9 +78,6 @@ def fold_layer_scale(fc2: nn.Module, gamma: torch.Tensor) -> nn.Module:
     new.weight.copy_(fc2.weight * gamma.reshape(shape))
     if fc2.bias is not None:
         new.bias.copy_(fc2.bias * gamma)
-    else:
-        new.bias = nn.Parameter(torch.zeros_like(gamma))
-        new.bias.copy_(torch.zeros_like(gamma))
     return new
 
 

@@ -183,11 +183,11 @@ def rebuild_quantized(model: FGClassifier, record: dict[str, Any], path: Path | 
         return load_from_config(model, record["nncf_config"])
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise UserError(f"{path}: cannot rebuild the INT8 model from its NNCF config ({first}); "
+        raise UserError(f"{path or 'INT8 checkpoint'}: cannot rebuild the INT8 model from its NNCF config ({first}); "
                         "requantize with `edge-fgic quantize`") from None
 
 
-def quant_record(q: nn.Module, *, mode: str, signed: bool, calibration: dict[str, Any], source: Checkpoint) -> dict[str, Any]:
+def quant_record(q: nn.Module, *, mode: str, calibration: dict[str, Any], source: Checkpoint) -> dict[str, Any]:
     import nncf
     from nncf.torch import get_config
     qs = quantizers(q)
@@ -278,7 +278,7 @@ def run_quantize(cfg: QuantConfig, *, resume: bool = False, progress: bool = Tru
             calib, calib_rec = _calibration(cfg, src, spec, progress)
             console.print(f"PTQ: calibrating NNCF quantizers on {calib_rec['images']} training images")
             q = quantize_model(fp32, calib, cfg.signed_activations, cfg.model)
-            rec = quant_record(q, mode="ptq", signed=cfg.signed_activations, calibration=calib_rec, source=src)
+            rec = quant_record(q, mode="ptq", calibration=calib_rec, source=src)
             save_checkpoint(best, q, classes=src.classes, preprocess=src.preprocess,
                             train_config={**src.train_config, "quantize": {"mode": "ptq", "source": cfg.model, **_qopts(cfg)}},
                             metrics=src.metrics, quantization=rec)
@@ -300,8 +300,8 @@ def _run_qat(cfg: QuantConfig, src: Checkpoint, spec, out: Path, resume: bool, p
     base.update(
         data=str(spec), out=str(out), epochs=cfg.epochs, lr=cfg.lr, warmup_epochs=0, min_lr=cfg.lr * 0.01, sched="cosine",
         weight_decay=0.0,  # quantizer scales are parameters too: no decay on a short fine-tune
-        ema=False, patience=0, compile=False,
-        channels_last=False,  # NNCF's fake-quant backward is 2.8x slower on NHWC tensors (1.62 vs 0.57 s/batch here) pretrained="", device=cfg.device, seed=cfg.seed, gradcam=0,
+        ema=False, patience=0, compile=False, pretrained="", device=cfg.device, seed=cfg.seed, gradcam=0,
+        channels_last=False,  # NNCF's fake-quant backward is 2.8x slower on NHWC tensors (1.62 vs 0.57 s/batch here)
         teacher=cfg.model if cfg.distill else "", kd_weight=cfg.kd_weight, kd_temperature=cfg.kd_temperature, feature_kd=0.0,
         skip_bad_images=cfg.skip_bad_images,
         quantize={"mode": "qat", "source": str(cfg.model), "source_sha256": src.sha256, **_qopts(cfg)},
@@ -356,8 +356,7 @@ class QATHooks(DistillHooks):
         return quantize_model(self.src.build_model(), calib, self.qcfg.signed_activations, self.qcfg.model)
 
     def checkpoint_fields(self, model):
-        return {"quantization": quant_record(model, mode="qat", signed=self.qcfg.signed_activations,
-                                             calibration=self.calib_record, source=self.src)}
+        return {"quantization": quant_record(model, mode="qat", calibration=self.calib_record, source=self.src)}
 
     # QAT's job is to reproduce its FP32 model in INT8: best.pt is the epoch that agrees with it
     # most on val (ties: the earlier epoch); top-1 is still logged every epoch
