@@ -81,7 +81,8 @@ Pipeline stages:
 [bold]3. eval[/]      evaluate a checkpoint: metrics, confusion matrix, confused pairs, Grad-CAM
 [bold]4. distill[/]   distil a small (INT8-friendly) student from a trained teacher
 [bold]5. quantize[/]  INT8 with NNCF: quantization-aware training (qat) or post-training (ptq)
-[dim]6. export, bench (not built yet): ONNX / TensorRT / TFLite artifacts and the benchmark harness[/]
+[bold]6. export[/]    ONNX / TensorRT / TFLite / OpenVINO artifacts with a manifest, each proved by a round trip
+[dim]7. bench (not built yet): the benchmark harness[/]
 
 Datasets are given as [bold]--data KIND=PATH[/] (a plain PATH means an ImageFolder tree); run [bold]edge-fgic datasets[/] for the kinds.
 """
@@ -424,6 +425,88 @@ def quantize_cmd(
     console.print(Text.assemble(("scheme  ", "bold"), f"weights {report['weights']}; activations {report['activations']}"), soft_wrap=True)
     console.print(Text.assemble(("int8    ", "bold"), report["checkpoint"]), soft_wrap=True)
     console.print(Text.assemble(("report  ", "bold"), str(Path(report["checkpoint"]).parent / "quantize.json")), soft_wrap=True)
+
+
+# ---------------------------------------------------------------- export
+
+
+class ExportTargetName(str, Enum):
+    onnx = "onnx"
+    tensorrt = "tensorrt"
+    tflite = "tflite"
+    openvino = "openvino"
+    all = "all"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
+
+@app.command("export")
+def export_cmd(
+    model: Annotated[Path, typer.Option("--model", "-m", metavar="CKPT", help="Checkpoint: FP32 (train/distill best.pt) for fp32/fp16, INT8 (quantize best.pt) for int8.", show_default=False)],
+    target: Annotated[Optional[ExportTargetName], typer.Option("--target", "-t", help="Artifact to build; all = every target this machine can build. [default: onnx, or the profile's]", show_default=False)] = None,
+    precision: Annotated[Optional[Precision], typer.Option("--precision", "-p", help="fp32 | fp16 | int8. [default: fp32, or the profile's]", show_default=False)] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", metavar="YAML|NAME", help="Device profile (export/jetson-orin-nano.yaml or its name): TensorRT workspace, DLA core, timing cache, default target/precision.", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: <checkpoint folder>/export).", show_default=False)] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Artifact file stem (default: the checkpoint's folder name).", show_default=False)] = None,
+    data: DataOption = None,
+    split: Annotated[Split, typer.Option("--split", help="Split whose images prove the round trip.")] = Split.val,
+    check_images: Annotated[int, typer.Option("--check-images", min=0, help="Images for the round-trip check (0 = the whole split).")] = 256,
+    calib_size: Annotated[int, typer.Option("--calib-size", min=0, help="TFLite INT8 calibration images (0 = as the INT8 checkpoint was calibrated).")] = 0,
+    dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="Dynamic batch dimension (FP32/FP16 ONNX, TensorRT, OpenVINO); default static batch 1.")] = False,
+    opset: Annotated[int, typer.Option("--opset", min=13, max=21, help="ONNX opset.")] = 17,
+    min_agreement: Annotated[Optional[float], typer.Option("--min-agreement", min=0.0, max=100.0, help="Round-trip gate: top-1 agreement with the source model, % [default: fp32 99, fp16 98, int8 95].", show_default=False)] = None,
+    max_rel_diff: Annotated[Optional[float], typer.Option("--max-rel-diff", min=0.0, help="Round-trip gate: max |logit difference| / max(1, max |logit|) [default: fp32 1e-3, fp16 3e-2, int8 not gated].", show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace artifacts that already exist.")] = False,
+    threads: Annotated[int, typer.Option(min=0, help="Runtime threads for the round trip (0 = runtime default).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the TFLite INT8 calibration subset.")] = 0,
+    skip_bad_images: SkipBadImagesOption = False,
+) -> None:
+    """Write a deployable artifact + its manifest, then prove it: load it back in its own runtime and compare with the source PyTorch model on real images.
+
+    A mismatch beyond tolerance fails the export and leaves nothing that looks valid. Every artifact carries the manifest (classes, input size, mean/std, layout, quantization, source hash, round-trip figures) inside where the format allows and as <artifact>.json beside it. Without TensorRT, --target tensorrt writes the TensorRT-bound ONNX (Q/DQ rules checked, numerics proved in onnxruntime) and the trtexec command to build the engine on the device.
+    """
+    from .export.exporter import ExportConfig, export
+    from .export.profiles import load_profile
+    from .quant.nncf_quant import _quiet_nncf
+
+    _quiet_nncf()
+
+    prof = load_profile(profile) if profile else {}
+    tgt = target.value if target else str(prof.get("target") or "onnx")
+    prec = precision.value if precision else str(prof.get("precision") or "fp32")
+    cfg = ExportConfig(model=str(model), target=tgt, precision=prec, out=str(out) if out else "", name=name or "",
+                       profile=profile or "", data=data or "", split=split.value, check_images=check_images,
+                       calib_size=calib_size, opset=opset, dynamic_batch=dynamic_batch, overwrite=overwrite,
+                       min_agreement=min_agreement, max_rel_diff=max_rel_diff, threads=threads, seed=seed,
+                       skip_bad_images=skip_bad_images)
+    results = export(cfg)
+    checked = next((r.round_trip for r in results if r.round_trip), None)
+    console.print(Text(f"export {prec}" + (f": round trip on {checked['images']} {checked['split']} images "
+                                           "(agreement with the source model, max |Δ logit|)" if checked else ""), style="bold"), soft_wrap=True)
+    failed = False
+    for r in results:  # one line per artifact: readable in an 80-column terminal and in CI logs
+        rt = r.round_trip or {}
+        failed |= r.status == "failed"
+        style = {"ok": "green", "failed": "red", "skipped": "yellow"}.get(r.status, "")
+        if r.artifact:
+            line = (f"{r.status:<7} {r.target:<9} {r.size_bytes / 1e6:6.2f} MB  agree {rt.get('agreement', 0):6.2f} %  "
+                    f"max|Δ| {rt.get('max_abs_diff', 0):<8.2g} {rt.get('runtime', '').split(' ')[0]:<12} {Path(r.artifact).name}")
+        else:
+            line = f"{r.status:<7} {r.target:<9} {r.message}"
+        console.print(Text(line, style=style), soft_wrap=True)
+    for r in results:
+        if r.message and r.artifact:
+            console.print(Text(f"{r.target}: {r.message}", style="yellow"), soft_wrap=True)
+        for e in r.extras:
+            console.print(Text(f"{r.target}: wrote {e}"), soft_wrap=True)
+    if results and results[0].artifact:
+        console.print(Text.assemble(("out  ", "bold"), str(Path(results[0].artifact).parent)), soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------- eval

@@ -19,3 +19,8 @@ class BadImageError(UserError):
 
 class CheckpointError(UserError):
     """A file that is not an edge-fgic checkpoint, or one for another model."""
+
+
+class NotApplicable(UserError):
+    """This target cannot be built from this input (e.g. TensorRT INT8 from unsigned activations);
+    ``export --target all`` reports it as skipped, a single ``--target`` as an error."""

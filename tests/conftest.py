@@ -103,3 +103,23 @@ def tiny_bnrelu_run(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) 
                                      input_size=32, crop_pct=1.0, epochs=2, batch_size=8, workers=0, out=str(out), gradcam=0,
                                      auto_augment="none", mean=[0.5] * 3, std=[0.25] * 3, lr=3e-3))
     return train(cfg, progress=False, final_eval=False).best
+
+
+def _ptq(tiny_bnrelu_run: Path, tmp_path_factory: pytest.TempPathFactory, signed: bool) -> Path:
+    from edge_fgic.quant.nncf_quant import QuantConfig, run_quantize
+
+    out = tmp_path_factory.mktemp("ptq") / ("signed" if signed else "unsigned")
+    run_quantize(QuantConfig(model=str(tiny_bnrelu_run), mode="ptq", out=str(out), calib_size=20, signed_activations=signed), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ptq_signed(tiny_bnrelu_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder of a PTQ INT8 checkpoint of ``tiny_bnrelu_run`` with every activation int8 (TensorRT-legal)."""
+    return _ptq(tiny_bnrelu_run, tmp_path_factory, signed=True)
+
+
+@pytest.fixture(scope="session")
+def ptq_unsigned(tiny_bnrelu_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder of a PTQ INT8 checkpoint with NNCF's unsigned (uint8) quantizers after ReLU."""
+    return _ptq(tiny_bnrelu_run, tmp_path_factory, signed=False)

@@ -23,13 +23,6 @@ from edge_fgic.quant.onnx_qdq import activations_to_uint8, check_tensorrt_qdq, e
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def ptq_signed(tiny_bnrelu_run, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ptq") / "signed"
-    run_quantize(QuantConfig(model=str(tiny_bnrelu_run), mode="ptq", out=str(out), calib_size=20, signed_activations=True), progress=False)
-    return out
-
-
 def _val_images(tiny_synth, ck, n=12):
     from edge_fgic.data.datasets import open_split, parse_data_spec
     from edge_fgic.data.transforms import eval_transform
@@ -56,10 +49,9 @@ def test_ptq_checkpoint_round_trips_and_stays_close_to_fp32(tiny_bnrelu_run, ptq
     assert (ptq_signed / "quantize.json").is_file() and (ptq_signed / "eval-val" / "metrics.json").is_file()
 
 
-def test_unsigned_ptq_keeps_nncf_uint8_after_relu(tiny_bnrelu_run, tmp_path):
-    out = tmp_path / "u"
-    rep = run_quantize(QuantConfig(model=str(tiny_bnrelu_run), mode="ptq", out=str(out), calib_size=20), progress=False)
-    assert rep["quantizers"]["unsigned_activations"] > 0 and not rep["tensorrt_legal"]
+def test_unsigned_ptq_keeps_nncf_uint8_after_relu(ptq_unsigned):
+    rec = load_checkpoint(ptq_unsigned / "best.pt").quantization
+    assert rec["quantizers"]["unsigned_activations"] > 0 and not rec["tensorrt_legal"]
 
 
 def test_qat_trains_saves_and_resumes(tiny_bnrelu_run, tmp_path):

@@ -103,8 +103,12 @@ def _quiet_nncf() -> None:
     import warnings
     logging.getLogger("nncf").setLevel(logging.WARNING)
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)  # torchao's Enum registration notice
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
     warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+    warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.trace.*")  # OpenVINO's torch frontend
+    warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")  # ai-edge-quantizer's calibration
+    warnings.filterwarnings("ignore", message=".*os.fork\\(\\) was called.*")  # after litert-torch imported JAX
 
 
 def quantizers(model: nn.Module) -> list[tuple[str, nn.Module]]:

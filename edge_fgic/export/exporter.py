@@ -1,0 +1,357 @@
+"""``edge-fgic export``: build an artifact in a private temp folder, prove it in its own runtime
+against the source PyTorch model on real images, then embed the manifest and move it into place.
+
+A failed build or a failed round trip leaves nothing in the output folder that looks valid:
+files are renamed in only after the check passes (sidecar first, entry-point file last).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import NotApplicable, UserError
+from ..fileio import sha256_file, write_json
+from ..progress import console
+from .manifest import build_manifest, package_version, sidecar_path
+from .targets import PRECISIONS, TARGETS, Target, get_target
+
+# Round-trip gates per precision: agreement of top-1 predictions with the source model (%), and the
+# largest logit difference relative to max(1, max |reference logit|). INT8 artifacts are judged on
+# agreement only: requantizing converters (TFLite) legitimately move logits by a few quantization steps.
+TOLERANCE: dict[str, dict[str, float | None]] = {
+    "fp32": {"min_agreement": 99.0, "max_rel_diff": 1e-3},
+    "fp16": {"min_agreement": 98.0, "max_rel_diff": 3e-2},
+    "int8": {"min_agreement": 95.0, "max_rel_diff": None},
+}
+
+
+@dataclass
+class ExportConfig:
+    model: str
+    target: str = "onnx"           # a name from TARGETS, or "all"
+    precision: str = "fp32"
+    out: str = ""                  # default: <checkpoint folder>/export
+    name: str = ""                 # artifact stem; default: the checkpoint's folder name
+    profile: str = ""              # export/<device>.yaml or its name
+    data: str = ""                 # KIND=PATH; default: the dataset recorded in the checkpoint
+    split: str = "val"
+    check_images: int = 256        # images for the round trip (0 = the whole split)
+    calib_size: int = 0            # TFLite INT8 calibration images; 0 = as the INT8 checkpoint was calibrated
+    opset: int = 17
+    dynamic_batch: bool = False
+    overwrite: bool = False
+    min_agreement: float | None = None
+    max_rel_diff: float | None = None
+    threads: int = 0
+    seed: int = 0
+    skip_bad_images: bool = False
+
+
+@dataclass
+class Built:
+    """One artifact a target module built in the temp folder."""
+    artifact: Path                         # entry point (what runners open)
+    runtime: str                           # runner backend that proves it
+    layout: str = "NCHW"
+    input_dtype: str = "float32"
+    batch: int | None = 1
+    files: list[Path] = field(default_factory=list)   # companions renamed before the artifact (OpenVINO .bin)
+    converters: dict[str, str] = field(default_factory=dict)
+    quantization: dict[str, Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    embed: Callable[[Path, dict], None] | None = None  # writes the manifest into the artifact in place
+    extras: list[Path] = field(default_factory=list)  # plain companions without a manifest (trtexec command)
+    notes: list[str] = field(default_factory=list)
+    verify: bool = True                    # False: cannot be run here (reported, not gated)
+
+
+@dataclass
+class ExportJob:
+    cfg: ExportConfig
+    ckpt: Any                  # Checkpoint
+    target: Target
+    precision: str
+    model: Any                 # FP32 model, or the NNCF INT8 model for int8
+    tmp: Path
+    stem: str
+    profile: dict[str, Any]
+    calibration: Callable[[], tuple[list[np.ndarray], dict[str, Any]]]
+
+    @property
+    def input_size(self) -> int:
+        return self.ckpt.preprocess.input_size
+
+
+@dataclass
+class ExportResult:
+    target: str
+    precision: str
+    status: str                # "ok" | "failed" | "skipped" | "onnx-only"
+    artifact: str = ""
+    message: str = ""
+    size_bytes: int = 0
+    export_seconds: float = 0.0
+    round_trip: dict[str, Any] | None = None
+    extras: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def _load_source(cfg: ExportConfig):
+    from ..models.checkpoint import load_checkpoint
+    ckpt = load_checkpoint(cfg.model)
+    return ckpt
+
+
+def _check_precision(cfg: ExportConfig, ckpt, precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "int8" and not ckpt.is_quantized:
+        raise UserError(f"{cfg.model}: an INT8 export needs a quantized checkpoint; run "
+                        f"`edge-fgic quantize -m {cfg.model}` first and export its best.pt")
+    if precision != "int8" and ckpt.is_quantized:
+        src = ckpt.quantization.get("source") or "the FP32 checkpoint"
+        raise UserError(f"{cfg.model}: is an INT8 checkpoint; export --precision int8, or export {precision} from {src}")
+
+
+def _data_spec(cfg: ExportConfig, ckpt):
+    from ..data.datasets import parse_data_spec, read_split
+    recorded = cfg.data or (ckpt.train_config or {}).get("data")
+    if not recorded:
+        raise UserError(f"{cfg.model}: the checkpoint records no dataset for the round-trip check; pass --data KIND=PATH")
+    spec = parse_data_spec(str(recorded))
+    index = read_split(spec, cfg.split)
+    if list(index.classes) != list(ckpt.classes):
+        raise UserError(f"{spec.path}: its classes differ from the {len(ckpt.classes)} classes of {cfg.model}; "
+                        "pass --data with the dataset the model was trained on")
+    return spec
+
+
+class _Data:
+    """Round-trip images and calibration images, loaded once per command."""
+
+    def __init__(self, cfg: ExportConfig, ckpt, progress: bool):
+        self.cfg, self.ckpt, self.progress = cfg, ckpt, progress
+        self.spec = _data_spec(cfg, ckpt)
+        self._check: tuple[np.ndarray, np.ndarray] | None = None
+        self._calib: tuple[list[np.ndarray], dict[str, Any]] | None = None
+        self._refs: dict[str, np.ndarray] = {}
+
+    def check_set(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._check is None:
+            import torch
+
+            from ..data.datasets import open_split
+            from ..data.transforms import eval_transform
+            ds = open_split(self.spec, self.cfg.split, eval_transform(self.ckpt.preprocess),
+                            skip_bad_images=self.cfg.skip_bad_images, progress=self.progress)
+            n = len(ds) if self.cfg.check_images <= 0 else min(self.cfg.check_images, len(ds))
+            # evenly spread over the split (splits are usually sorted by class)
+            idx = np.unique(np.linspace(0, len(ds) - 1, n).round().astype(int)) if n else np.array([], int)
+            xs = [ds[int(i)][0] for i in idx]
+            x = torch.stack(xs).numpy().astype(np.float32) if xs else np.zeros((0, 3, 1, 1), np.float32)
+            y = np.array([ds.targets[int(i)] for i in idx], dtype=np.int64)
+            self._check = (x, y)
+        return self._check
+
+    def reference(self, key: str, model) -> np.ndarray:
+        if key not in self._refs:
+            import torch
+            x, _ = self.check_set()
+            model = model.cpu().eval()
+            with torch.no_grad():
+                self._refs[key] = np.concatenate([model(torch.from_numpy(x[i:i + 64])).float().numpy()
+                                                  for i in range(0, len(x), 64)]) if len(x) else np.zeros((0, 0))
+        return self._refs[key]
+
+    def calibration(self) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """Seeded, class-stratified training images (NCHW float32, one per entry) and their record."""
+        if self._calib is None:
+            from ..data.datasets import open_split
+            from ..data.transforms import eval_transform
+            from ..quant.nncf_quant import DEFAULT_CALIB, calibration_subset
+            train = open_split(self.spec, "train", eval_transform(self.ckpt.preprocess),
+                               skip_bad_images=self.cfg.skip_bad_images, progress=self.progress)
+            size = self.cfg.calib_size  # asked: more than the split is an error
+            if size <= 0:  # as the INT8 checkpoint was calibrated, else min(300, split)
+                recorded = int(((self.ckpt.quantization or {}).get("calibration") or {}).get("images") or 0)
+                size = min(recorded or DEFAULT_CALIB, len(train))
+            picked, record = calibration_subset(train, size, self.cfg.seed, True, str(self.spec.path))
+            self._calib = ([train[i][0][None].numpy().astype(np.float32) for i in picked], record)
+        return self._calib
+
+
+# ---------------------------------------------------------------- round trip
+
+
+def round_trip(built: Built, manifest: dict[str, Any], data: _Data, ref: np.ndarray, tol: dict[str, float | None],
+               threads: int) -> dict[str, Any]:
+    from ..runtime import runner_for
+    x, y = data.check_set()
+    cls = runner_for(built.runtime)
+    t0 = time.perf_counter()
+    runner = cls(built.artifact, manifest, threads=threads or None)
+    out = runner.predict(x) if len(x) else np.zeros_like(ref)
+    seconds = time.perf_counter() - t0
+    diff = float(np.abs(out - ref).max()) if len(x) else 0.0
+    scale = max(1.0, float(np.abs(ref).max())) if len(x) else 1.0
+    agree = float(100.0 * (out.argmax(1) == ref.argmax(1)).mean()) if len(x) else 100.0
+    rel = diff / scale
+    passed = agree >= (tol["min_agreement"] or 0.0) and (tol["max_rel_diff"] is None or rel <= tol["max_rel_diff"])
+    return {
+        "runtime": runner.describe(), "dataset": str(data.spec.path), "split": data.cfg.split, "images": int(len(x)),
+        "max_abs_diff": diff, "max_rel_diff": rel, "agreement": agree,
+        "artifact_top1": float(100.0 * (out.argmax(1) == y).mean()) if len(x) else None,
+        "reference_top1": float(100.0 * (ref.argmax(1) == y).mean()) if len(x) else None,
+        "tolerance": dict(tol), "passed": bool(passed), "seconds": round(seconds, 3),
+    }
+
+
+def _tolerance(cfg: ExportConfig, precision: str) -> dict[str, float | None]:
+    tol = dict(TOLERANCE[precision])
+    if cfg.min_agreement is not None:
+        tol["min_agreement"] = cfg.min_agreement
+    if cfg.max_rel_diff is not None:
+        tol["max_rel_diff"] = cfg.max_rel_diff
+    return tol
+
+
+# ---------------------------------------------------------------- the command
+
+
+def default_out(cfg: ExportConfig) -> Path:
+    return Path(cfg.model).expanduser().parent / "export"
+
+
+def export(cfg: ExportConfig, *, progress: bool = True) -> list[ExportResult]:
+    """Export ``cfg.model`` to one target (or every target with ``target='all'``)."""
+    from .profiles import load_profile
+    ckpt = _load_source(cfg)
+    profile = load_profile(cfg.profile) if cfg.profile else {}
+    precision = cfg.precision
+    _check_precision(cfg, ckpt, precision)
+    names = list(TARGETS) if cfg.target == "all" else [get_target(cfg.target).name]
+    out = Path(cfg.out).expanduser() if cfg.out else default_out(cfg)
+    stem = cfg.name or Path(cfg.model).expanduser().resolve().parent.name
+    data = _Data(cfg, ckpt, progress)
+    results: list[ExportResult] = []
+    for name in names:
+        target = TARGETS[name]
+        if precision not in target.precisions:
+            results.append(ExportResult(name, precision, "skipped", message=f"{name} has no {precision} export"))
+            continue
+        missing = target.missing()
+        if missing:
+            msg = f"needs {', '.join(missing)}: pip install \"edge-fgic[{target.extra}]\""
+            if cfg.target != "all":
+                raise UserError(f"--target {name} {msg}")
+            results.append(ExportResult(name, precision, "skipped", message=msg))
+            continue
+        try:
+            results.extend(_export_one(cfg, ckpt, target, precision, out, stem, profile, data, progress))
+        except UserError as exc:
+            if cfg.target != "all":
+                raise
+            results.append(ExportResult(name, precision, "skipped" if isinstance(exc, NotApplicable) else "failed",
+                                        message=str(exc)))
+    return results
+
+
+def _planned(target: Target, stem: str, precision: str) -> list[str]:
+    module = __import__(f"edge_fgic.export.{target.module}", fromlist=["outputs"])
+    return module.outputs(stem, precision)
+
+
+def _export_one(cfg: ExportConfig, ckpt, target: Target, precision: str, out: Path, stem: str,
+                profile: dict[str, Any], data: _Data, progress: bool) -> list[ExportResult]:
+    planned = [out / n for n in _planned(target, stem, precision)]
+    existing = [p for p in planned if p.exists() or sidecar_path(p).exists()]
+    if existing and not cfg.overwrite:
+        raise UserError(f"{existing[0]}: already exists; pass --overwrite to replace it, or --out another folder")
+    model = ckpt.build_model().cpu().eval()
+    if precision == "int8" and target.name == "tflite":
+        data.calibration()  # decode images now: forking image checks after litert-torch imports JAX can deadlock
+    ref_key = "int8" if precision == "int8" else "fp32"
+    ref = data.reference(ref_key, model)
+    tol = _tolerance(cfg, precision)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".export-{target.name}-", dir=out))
+    results: list[ExportResult] = []
+    try:
+        job = ExportJob(cfg, ckpt, target, precision, model, tmp, stem, profile, data.calibration)
+        t0 = time.perf_counter()
+        with console.status(f"exporting {target.name} {precision} ...") if progress else _null():
+            built_list: list[Built] = _guard(cfg, target, precision, "converter", target.exporter(), job)
+        build_s = time.perf_counter() - t0
+        staged = []
+        for built in built_list:
+            manifest = build_manifest(ckpt, target=target.name, precision=precision, file=built.artifact.name,
+                                      layout=built.layout, input_dtype=built.input_dtype, batch=built.batch,
+                                      converters=built.converters, quantization=built.quantization,
+                                      options={**built.options, **({"profile": profile} if profile else {})})
+            manifest["export"]["build_seconds"] = round(build_s, 2)
+            if built.verify:
+                rt = round_trip(built, manifest, data, ref, tol, cfg.threads)
+                manifest["round_trip"] = rt
+                if not rt["passed"]:
+                    why = (f"agreement {rt['agreement']:.2f}% < {tol['min_agreement']}%" if rt["agreement"] < (tol["min_agreement"] or 0)
+                           else f"max relative logit difference {rt['max_rel_diff']:.2e} > {tol['max_rel_diff']:.0e}")
+                    raise UserError(f"{built.artifact.name}: round trip in {rt['runtime']} failed on {rt['images']} "
+                                    f"{rt['split']} images ({why}); nothing was written to {out}")
+            if built.embed is not None:
+                _guard(cfg, target, precision, "metadata writer", built.embed, built.artifact, manifest)
+            staged.append((built, manifest))
+        for built, manifest in staged:
+            final = out / built.artifact.name
+            files = [*built.files, built.artifact]
+            side = {"sha256": {f.name: sha256_file(f) for f in files}, "size_bytes": sum(f.stat().st_size for f in files)}
+            write_json(sidecar_path(final), {**manifest, "files": side})
+            for f in [*built.extras, *built.files, built.artifact]:   # entry point last
+                (out / f.name).unlink(missing_ok=True)
+                f.replace(out / f.name)
+            rt = manifest["round_trip"]
+            results.append(ExportResult(target.name, precision, "ok" if built.verify else "unverified",
+                                        str(final), "; ".join(built.notes), side["size_bytes"], round(build_s, 2), rt,
+                                        [str(out / e.name) for e in built.extras]))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def _guard(cfg: ExportConfig, target: Target, precision: str, what: str, fn: Callable, *args):
+    """Run a converter step; a failure midway becomes one line (EDGE_FGIC_DEBUG=1 keeps the traceback)."""
+    try:
+        return fn(*args)
+    except (UserError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if os.environ.get("EDGE_FGIC_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:240]
+        raise UserError(f"{cfg.model}: the {target.name} {precision} {what} failed ({type(exc).__name__}: {first}); "
+                        "nothing was written; set EDGE_FGIC_DEBUG=1 for the traceback") from None
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def results_json(results: list[ExportResult]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in results]
+
+
+def converter_versions(*names: str) -> dict[str, str]:
+    return {n: package_version(n) for n in names if package_version(n)}

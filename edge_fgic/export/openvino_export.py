@@ -1,0 +1,62 @@
+"""OpenVINO IR (.xml + .bin) by ``ov.convert_model`` from the PyTorch model (FP32/FP16) or the NNCF
+model (INT8: OpenVINO reads NNCF's quantizers and runs the convolutions in integer on x86)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .exporter import Built, ExportJob, converter_versions
+from .manifest import MANIFEST_KEY
+
+
+def outputs(stem: str, precision: str) -> list[str]:
+    return [f"{stem}-{precision}.xml"]
+
+
+def export(job: ExportJob) -> list[Built]:
+    import openvino as ov
+
+    from ..models.fuse import fuse_for_deploy
+    from ..quant.nncf_quant import _quiet_nncf
+    _quiet_nncf()
+    x = torch.zeros(1, 3, job.input_size, job.input_size)
+    net = job.model if job.precision == "int8" else fuse_for_deploy(job.model.cpu().float()).eval()
+    with torch.no_grad():
+        ov_model = ov.convert_model(net, example_input=x, input=[ov.PartialShape(
+            [-1 if job.cfg.dynamic_batch else 1, 3, job.input_size, job.input_size])])
+    ov_model.inputs[0].get_tensor().set_names({"input"})
+    ov_model.outputs[0].get_tensor().set_names({"logits"})
+    xml = job.tmp / outputs(job.stem, job.precision)[0]
+    # FP16 = weights stored in half precision (OpenVINO's own FP16 IR); the CPU plugin computes in
+    # FP32 or BF16 as the hardware allows, a GPU/NPU plugin in FP16
+    ov.save_model(ov_model, str(xml), compress_to_fp16=job.precision == "fp16")
+    quant = None
+    if job.precision == "int8":
+        q = job.ckpt.quantization or {}
+        quant = {"scheme": "NNCF FakeQuantize -> OpenVINO integer kernels", "framework": q.get("framework"),
+                 "mode": q.get("mode"), "weights": q.get("weights"), "activations": q.get("activations"),
+                 "per_channel_weights": True, "calibration": q.get("calibration"), "source_int8_checkpoint_val": q.get("val")}
+    return [Built(artifact=xml, runtime="openvino", files=[xml.with_suffix(".bin")],
+                  batch=None if job.cfg.dynamic_batch else 1,
+                  converters={"openvino": ov.get_version().split("-")[0], **converter_versions("nncf")},
+                  quantization=quant, options={"compress_to_fp16": job.precision == "fp16",
+                                               "dynamic_batch": job.cfg.dynamic_batch},
+                  embed=embed_openvino)]
+
+
+def embed_openvino(xml: Path, manifest: dict[str, Any]) -> None:
+    """The manifest into the IR's ``rt_info`` (re-serialised; the .bin weights are unchanged)."""
+    import openvino as ov
+    core = ov.Core()
+    model = core.read_model(str(xml))
+    model.set_rt_info(json.dumps(manifest, default=str), [MANIFEST_KEY])
+    model.set_rt_info(json.dumps(manifest["classes"]), ["edge_fgic_classes"])
+    tmp = xml.with_name(xml.stem + ".meta.xml")
+    ov.save_model(model, str(tmp), compress_to_fp16=False)
+    # save_model rewrites weights too; keep the original .bin (identical content) and the new .xml
+    tmp.replace(xml)
+    tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))

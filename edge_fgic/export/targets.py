@@ -1,0 +1,55 @@
+"""The table of export targets: one row per target, read by ``export``, ``bench``, ``doctor`` and
+the docs (Ultralytics' ``export_formats()`` is the model). Adding a target = one module + one row."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+
+from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    suffix: str              # the artifact's file suffix
+    precisions: tuple[str, ...]
+    runtime: str             # the runner that proves the artifact (edge_fgic.runtime)
+    extra: str               # pip extra that installs the converter/runtime
+    needs_gpu: bool          # to build the final artifact
+    module: str              # edge_fgic.export.<module>.export(job) builds it
+    packages: tuple[str, ...]  # importable modules the target needs
+    description: str
+
+    def missing(self) -> list[str]:
+        return [p for p in self.packages if importlib.util.find_spec(p) is None]
+
+    def exporter(self):
+        return importlib.import_module(f"edge_fgic.export.{self.module}").export
+
+
+TARGETS: dict[str, Target] = {t.name: t for t in [
+    Target("onnx", ".onnx", ("fp32", "fp16", "int8"), "onnxruntime", "core", False, "onnx_export",
+           ("onnx", "onnxruntime"),
+           "ONNX opset 17; INT8 as explicit QuantizeLinear/DequantizeLinear (uint8 activations: onnxruntime's fast path on x86)"),
+    Target("tensorrt", ".engine", ("fp32", "fp16", "int8"), "tensorrt", "tensorrt", True, "tensorrt_export",
+           ("onnx", "onnxruntime"),
+           "TensorRT-bound ONNX (strongly typed; INT8 = signed int8, zero-point 0 Q/DQ) + trtexec command; "
+           "the .engine itself where TensorRT and a GPU exist"),
+    Target("tflite", ".tflite", ("fp32", "fp16", "int8"), "litert", "tflite", False, "tflite_export",
+           ("litert_torch", "ai_edge_litert", "ai_edge_quantizer"),
+           "LiteRT/TFLite flatbuffer (NHWC input, builtin ops only) via litert-torch; INT8 full-integer via "
+           "ai-edge-quantizer calibrated on training images; metadata + labels for Android"),
+    Target("openvino", ".xml", ("fp32", "fp16", "int8"), "openvino", "core", False, "openvino_export",
+           ("openvino",),
+           "OpenVINO IR (.xml + .bin) from the PyTorch/NNCF model; runs NNCF's INT8 in integer on x86"),
+]}
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def get_target(name: str) -> Target:
+    if name not in TARGETS:
+        raise UserError(f"unknown export target {name!r}; choose one of: {', '.join(TARGETS)}, all")
+    return TARGETS[name]
