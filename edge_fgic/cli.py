@@ -82,7 +82,7 @@ Pipeline stages:
 [bold]4. distill[/]   distil a small (INT8-friendly) student from a trained teacher
 [bold]5. quantize[/]  INT8 with NNCF: quantization-aware training (qat) or post-training (ptq)
 [bold]6. export[/]    ONNX / TensorRT / TFLite / OpenVINO artifacts with a manifest, each proved by a round trip
-[dim]7. bench (not built yet): the benchmark harness[/]
+[bold]7. bench[/]     accuracy drop (paired bootstrap CI, McNemar, per-class drift) and latency of every artifact vs FP32
 
 Datasets are given as [bold]--data KIND=PATH[/] (a plain PATH means an ImageFolder tree); run [bold]edge-fgic datasets[/] for the kinds.
 """
@@ -506,6 +506,50 @@ def export_cmd(
     if results and results[0].artifact:
         console.print(Text.assemble(("out  ", "bold"), str(Path(results[0].artifact).parent)), soft_wrap=True)
     if failed:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- bench
+
+
+class BenchTarget(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    jetson = "jetson"
+
+
+@app.command("bench")
+def bench_cmd(
+    artifacts: Annotated[list[Path], typer.Argument(metavar="ARTIFACTS...", help="Exported artifacts (.onnx .xml .tflite .engine), checkpoints (.pt) or folders of exports.", show_default=False)],
+    data: DataOption = None,
+    split: Annotated[Split, typer.Option("--split", help="Split to measure on (every image of it).")] = Split.val,
+    reference: Annotated[Optional[Path], typer.Option("--reference", metavar="CKPT", help="FP32 reference checkpoint (default: the FP32 source named in the artifacts' manifests).", show_default=False)] = None,
+    target: Annotated[BenchTarget, typer.Option("--target", help="cpu: onnxruntime / OpenVINO / LiteRT / torch on this CPU; cuda / jetson: TensorRT engines on the GPU (+ tegrastats energy on Jetson).")] = BenchTarget.cpu,
+    threads: Annotated[int, typer.Option(min=0, help="Runtime threads (0 = each runtime's default).")] = 0,
+    max_drop: Annotated[float, typer.Option("--max-drop", help="Gate: an artifact whose top-1 drop vs the reference exceeds this many points fails (exit code 1).")] = 1.0,
+    runs: Annotated[int, typer.Option(min=10, help="Timed batch-1 runs after warm-up (capped at 20 s per artifact).")] = 100,
+    batch: Annotated[int, typer.Option(min=1, help="Batch size of the throughput measurement.")] = 8,
+    max_images: Annotated[int, typer.Option("--max-images", min=0, help="Use only the first N images of the split (0 = all).")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Report folder (default: runs/bench-<time>).", show_default=False)] = None,
+) -> None:
+    """Run every artifact on every image of a split in its own runtime, compare with the FP32 reference, time it, and write one report.
+
+    Per artifact: top-1/top-5/macro-F1, drop vs the reference with a paired bootstrap 95 % CI, agreement, McNemar's test, per-class drift and the confusable pairs that grew; cold start, first inference, p50/p90/p99 latency, throughput, peak memory (each artifact runs in its own process, so one broken artifact never stops the others). Writes bench.json, bench.md, drift.csv and pareto.png. Exit code 1 when any artifact fails or breaks the --max-drop gate.
+    """
+    from .bench.harness import BenchConfig, run_bench
+    from .bench.report import terminal_table
+
+    cfg = BenchConfig(artifacts=[str(a) for a in artifacts], data=data or "", split=split.value,
+                      reference=str(reference) if reference else "", target=target.value, threads=threads,
+                      max_drop=max_drop, runs=runs, batch=batch, max_images=max_images, out=str(out) if out else "")
+    report = run_bench(cfg)
+    console.print(terminal_table(report))
+    for r in report["rows"]:
+        if r.get("status") != "ok":
+            console.print(Text(f"✗ {r['name']}: {r.get('reason', '')}", style="red"), soft_wrap=True)
+    for name, path in report["files"].items():
+        console.print(Text(f"  {name:<11} {path}"), soft_wrap=True)
+    if not report["passed"]:
         raise typer.Exit(1)
 
 

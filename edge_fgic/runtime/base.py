@@ -75,6 +75,7 @@ _RUNNERS = {
     "openvino": ("edge_fgic.runtime.openvino_runner", "OpenVINORunner"),
     "litert": ("edge_fgic.runtime.litert_runner", "LiteRTRunner"),
     "tensorrt": ("edge_fgic.runtime.tensorrt_runner", "TensorRTRunner"),
+    "torch": ("edge_fgic.runtime.torch_runner", "TorchRunner"),
 }
 
 
@@ -95,7 +96,9 @@ def backend_of(path: str | Path) -> str:
         return "litert"
     if name.endswith((".engine", ".plan")):
         return "tensorrt"
-    raise UserError(f"{path}: not an artifact edge-fgic can run (.onnx, .xml, .tflite, .engine)")
+    if name.endswith(".pt"):
+        return "torch"
+    raise UserError(f"{path}: not an artifact edge-fgic can run (.onnx, .xml, .tflite, .engine, or a .pt checkpoint)")
 
 
 def open_runner(path: str | Path, manifest: dict[str, Any] | None = None, **kwargs: Any) -> Runner:

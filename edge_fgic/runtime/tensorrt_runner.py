@@ -70,7 +70,11 @@ class TensorRTRunner(Runner):
         out = torch.empty(tuple(self.context.get_tensor_shape(out_name)), dtype=torch.float32, device=dev)
         self.context.set_tensor_address(out_name, out.data_ptr())
         stream = torch.cuda.current_stream(dev)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record(stream)
         if not self.context.execute_async_v3(stream.cuda_stream):
             raise UserError(f"{self.path}: TensorRT execution failed")
+        end.record(stream)
         stream.synchronize()
+        self.last_gpu_ms = start.elapsed_time(end)  # the engine alone, without the host<->device copies
         return out.cpu().numpy()

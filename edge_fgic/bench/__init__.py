@@ -1,0 +1,1 @@
+"""The benchmark harness (`edge-fgic bench`)."""

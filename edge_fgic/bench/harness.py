@@ -1,0 +1,266 @@
+"""``edge-fgic bench``: every artifact on every image of a split, against the FP32 reference.
+
+Each artifact (and the reference) runs in its own worker process (:mod:`.worker`): cold start,
+first inference, logits on all images, warm latency, throughput, peak memory. The harness then
+computes accuracy, the drop against the reference with a paired bootstrap CI, agreement,
+McNemar's test and per-class drift, and writes bench.json / bench.md / drift.csv / pareto.png.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from ..fileio import write_json, write_text
+from ..progress import console
+from . import stats
+
+SCHEMA_VERSION = 1
+SUFFIXES = (".onnx", ".xml", ".tflite", ".engine")
+TARGETS = ("cpu", "cuda", "jetson")
+
+
+@dataclass
+class BenchConfig:
+    artifacts: list[str]
+    data: str = ""
+    split: str = "val"
+    reference: str = ""
+    target: str = "cpu"
+    threads: int = 0
+    max_drop: float = 1.0
+    out: str = ""
+    runs: int = 100
+    warmup: int = 10
+    batch: int = 8
+    max_images: int = 0
+    n_boot: int = 2000
+    timeout_s: float = 600.0
+    roofline: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def collect(paths: list[str]) -> list[Path]:
+    """Files as given; folders -> the artifacts inside (sorted)."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(f for f in p.iterdir() if f.suffix in SUFFIXES and not f.name.startswith("."))
+        elif p.exists():
+            found.append(p)
+        else:
+            raise UserError(f"{p}: no such artifact or folder")
+    if not found:
+        raise UserError(f"{', '.join(paths)}: no artifacts found ({', '.join(SUFFIXES)} or .pt)")
+    return found
+
+
+def _fp32_source(path: str) -> str:
+    """A checkpoint's FP32 origin: itself, or the FP32 model an INT8 checkpoint was quantized from."""
+    from ..models.checkpoint import load_checkpoint
+    ck = load_checkpoint(path)
+    return str((ck.quantization or {}).get("source") or path) if ck.is_quantized else path
+
+
+def reference_for(cfg: BenchConfig, manifests: list[dict | None], files: list[Path]) -> str:
+    if cfg.reference:
+        return cfg.reference
+    for f, m in zip(files, manifests):
+        if f.suffix == ".pt":
+            return _fp32_source(str(f))
+        if m and (m.get("source") or {}).get("checkpoint") and Path(m["source"]["checkpoint"]).exists():
+            return _fp32_source(m["source"]["checkpoint"])
+    raise UserError("no FP32 reference found in the manifests; pass --reference CKPT")
+
+
+def _pre_key(m: dict) -> tuple:
+    i = m["input"]
+    return (int(i["input_size"]), tuple(i["mean"]), tuple(i["std"]), i.get("interpolation", "bicubic"), float(i.get("crop_pct", 1.0)))
+
+
+def _images(spec, split: str, key: tuple, max_images: int, work: Path, cache: dict) -> tuple[Path, float, np.ndarray]:
+    """Preprocessed split as .npy (NCHW float32) for one preprocessing, ms per image to decode + transform, labels."""
+    if key in cache:
+        return cache[key]
+    from ..data.datasets import open_split
+    from ..data.transforms import PreprocessConfig, eval_transform
+    size, mean, std, interp, crop = key
+    ds = open_split(spec, split, eval_transform(PreprocessConfig(input_size=size, mean=mean, std=std, interpolation=interp,
+                                                                 crop_pct=crop)), progress=False)
+    n = len(ds) if max_images <= 0 else min(max_images, len(ds))
+    t0 = time.perf_counter()
+    x = np.stack([ds[i][0].numpy() for i in range(n)]).astype(np.float32)
+    ms = 1000 * (time.perf_counter() - t0) / max(n, 1)
+    path = work / f"images-{len(cache)}.npy"
+    np.save(path, x)
+    cache[key] = (path, ms, np.asarray(ds.targets[:n], dtype=np.int64))
+    return cache[key]
+
+
+def _run_worker(artifact: Path, manifest: dict | None, images: Path, cfg: BenchConfig, work: Path, idx: int) -> tuple[dict, np.ndarray | None]:
+    spec = {"artifact": str(artifact), "manifest": manifest, "images": str(images), "threads": cfg.threads, "target": cfg.target,
+            "device": "cuda" if cfg.target in ("cuda", "jetson") else "cpu", "runs": cfg.runs, "warmup": cfg.warmup,
+            "batch": cfg.batch, "logits": str(work / f"logits-{idx}.npy"), "result": str(work / f"result-{idx}.json")}
+    spec_path = work / f"spec-{idx}.json"
+    spec_path.write_text(json.dumps(spec, default=str))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "edge_fgic.bench.worker", str(spec_path)], capture_output=True,
+                              text=True, timeout=cfg.timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"artifact": str(artifact), "status": "failed", "reason": f"timed out after {cfg.timeout_s:.0f} s"}, None
+    res_path = Path(spec["result"])
+    if not res_path.exists():  # the runtime crashed the process (segfault, abort)
+        tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1][:200]
+        return {"artifact": str(artifact), "status": "failed", "reason": f"worker died ({tail})"}, None
+    result = json.loads(res_path.read_text())
+    logits = np.load(spec["logits"]) if result.get("status") == "ok" else None
+    return result, logits
+
+
+def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
+    import tempfile
+
+    from ..data.datasets import parse_data_spec, read_split
+    from ..export.manifest import read_manifest
+    from ..models.checkpoint import load_checkpoint
+    from ..progress import track
+    if cfg.target not in TARGETS:
+        raise UserError(f"--target {cfg.target}: unknown target; choose one of {', '.join(TARGETS)}")
+    files = collect(cfg.artifacts)
+    manifests: list[dict | None] = []
+    for f in files:
+        try:
+            manifests.append(None if f.suffix == ".pt" else read_manifest(f))
+        except UserError:
+            manifests.append(None)
+    ref_path = reference_for(cfg, manifests, files)
+    ref = load_checkpoint(ref_path)
+    data = cfg.data or (ref.train_config or {}).get("data")
+    if not data:
+        raise UserError(f"{ref_path}: records no dataset; pass --data KIND=PATH")
+    spec = parse_data_spec(str(data))
+    index = read_split(spec, cfg.split)
+    classes = list(index.classes)
+    if classes != list(ref.classes):
+        raise UserError(f"{spec.path}: its classes differ from the reference {ref_path}; pass the matching --data")
+    out = Path(cfg.out) if cfg.out else Path("runs") / f"bench-{_dt.datetime.now():%Y%m%d-%H%M%S}"
+    out.mkdir(parents=True, exist_ok=True)
+    ref_manifest = {"classes": classes, "input": {**ref.preprocess.to_dict(), "layout": "NCHW"},
+                    "artifact": {"file": Path(ref_path).name, "target": "torch", "precision": "fp32"}}
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix=".bench-", dir=out) as tmp:
+        work, cache = Path(tmp), {}
+        _, _, labels = _images(spec, cfg.split, _pre_key(ref_manifest), cfg.max_images, work, cache)
+        same = Path(ref_path).resolve()
+        jobs = [(Path(ref_path), ref_manifest, True)] + [(f, m, False) for f, m in zip(files, manifests) if f.resolve() != same]
+        ref_logits = None
+        for i, (f, m, is_ref) in enumerate(track(jobs, len(jobs), "bench", progress)):
+            row: dict[str, Any] = {"artifact": str(f), "name": ("reference: " if is_ref else "") + f.name,
+                                   "reference": is_ref, "size_mb": _size_mb(f)}
+            if f.suffix == ".pt" and m is None:
+                ck = load_checkpoint(f)
+                m = {"classes": list(ck.classes), "input": {**ck.preprocess.to_dict(), "layout": "NCHW"},
+                     "artifact": {"file": f.name, "target": "torch", "precision": "int8" if ck.is_quantized else "fp32"}}
+            if m is None:
+                rows.append({**row, "status": "failed", "reason": f"{f}: no manifest (no {f.name}.json and none inside); "
+                                                                 "re-export it with `edge-fgic export`"})
+                continue
+            row.update(target=m["artifact"].get("target"), precision=m["artifact"].get("precision"),
+                       source_checkpoint=str(f) if f.suffix == ".pt" else (m.get("source") or {}).get("checkpoint"))
+            if list(m["classes"]) != classes:
+                rows.append({**row, "status": "failed", "reason": f"its {len(m['classes'])} classes differ from {spec.path}'s {len(classes)}"})
+                continue
+            imgs, ms, _ = _images(spec, cfg.split, _pre_key(m), cfg.max_images, work, cache)
+            result, logits = _run_worker(f, m if f.suffix != ".pt" else None, imgs, cfg, work, i)
+            row.update(result, preprocess_ms=ms)
+            if logits is not None:
+                if is_ref:
+                    ref_logits = logits
+                row.update(_accuracy(logits, labels, ref_logits, classes, cfg))
+            rows.append(row)
+    if ref_logits is None:
+        raise UserError(f"{ref_path}: the reference model failed ({rows[0].get('reason')})")
+    for row in rows:
+        row["passed"] = row.get("status") == "ok" and (row.get("drop") is None or row["drop"] <= cfg.max_drop)
+    roofline = _roofline(cfg, rows, progress) if cfg.roofline else None
+    report = {"schema": "edge-fgic/bench", "schema_version": SCHEMA_VERSION,
+              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+              "config": {**asdict(cfg), "reference": ref_path, "data": str(data)}, "images": int(len(labels)),
+              "classes": classes, "rows": rows, "machine": _machine(cfg), "roofline": roofline,
+              "passed": all(r["passed"] for r in rows)}
+    from .report import write_reports
+    report["files"] = write_reports(report, out)
+    write_json(out / "bench.json", report)
+    return report
+
+
+def _size_mb(f: Path) -> float:
+    size = f.stat().st_size + (f.with_suffix(".bin").stat().st_size if f.suffix == ".xml" and f.with_suffix(".bin").exists() else 0)
+    return size / 1e6
+
+
+def _accuracy(logits: np.ndarray, labels: np.ndarray, ref_logits: np.ndarray | None, classes: list[str], cfg: BenchConfig) -> dict:
+    acc = stats.accuracy_metrics(logits, labels, len(classes))
+    out: dict[str, Any] = {"top1": acc["top1"], "top5": acc["top5"], "macro_f1": acc["macro_f1"]}
+    if ref_logits is None:
+        return out
+    rp, ap = ref_logits.argmax(1), logits.argmax(1)
+    boot = stats.paired_bootstrap_drop(rp == labels, ap == labels, n_boot=cfg.n_boot)
+    out.update(drop=boot["drop"], drop_ci=[boot["ci_low"], boot["ci_high"]], agreement=stats.agreement(rp, ap),
+               mcnemar=stats.mcnemar(rp == labels, ap == labels), max_abs_logit_diff=float(np.abs(logits - ref_logits).max()),
+               drift=stats.per_class_drift(rp, ap, labels, classes),
+               confusable_pairs=stats.confusable_pair_drift(rp, ap, labels, classes))
+    return out
+
+
+def _macs(path: str, cache: dict) -> int | None:
+    """MACs of one image through the model an artifact was exported from (conv + linear layers)."""
+    if path not in cache:
+        try:
+            from ..models.checkpoint import load_checkpoint
+            from ..models.factory import FGClassifier
+            from .roofline import count_macs
+            ck = load_checkpoint(path)
+            cache[path] = count_macs(FGClassifier(ck.model).eval(), ck.preprocess.input_size)
+        except Exception:  # the source checkpoint moved or is unreadable: no roofline for that row
+            cache[path] = None
+    return cache[path]
+
+
+def _roofline(cfg: BenchConfig, rows: list[dict], progress: bool) -> dict | None:
+    """The CPU's measured GEMM peak per precision, and each artifact's achieved MAC/s against it."""
+    if cfg.target != "cpu":
+        return None
+    from .roofline import achieved, gemm_peak
+    threads = cfg.threads or None
+    peaks = {p: gemm_peak(p, threads=threads, seconds=1.0) for p in ("fp32", "int8")}
+    cache: dict = {}
+    for row in rows:
+        if row.get("status") != "ok" or not row.get("latency_ms"):
+            continue
+        src = row.get("source_checkpoint") or row["artifact"]
+        macs = _macs(src, cache)
+        if not macs:
+            continue
+        rate = achieved(macs, row["latency_ms"]["p50"])
+        peak = peaks["int8" if row.get("precision") == "int8" else "fp32"]["macs_per_s"]
+        row["roofline"] = {"macs": macs, "achieved_macs_per_s": rate, "peak_macs_per_s": peak, "fraction_of_peak": rate / peak}
+    return {"peaks": peaks, "threads": threads or "default"}
+
+
+def _machine(cfg: BenchConfig) -> dict:
+    try:
+        from .sysinfo import system_report
+        return system_report()
+    except ImportError:  # pragma: no cover
+        import platform
+        return {"os": platform.platform()}

@@ -1,0 +1,139 @@
+"""bench.md (the table a person reads), drift.csv (per class), pareto.png (accuracy vs latency)
+and the terminal table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..fileio import atomic_path, write_text
+
+COLUMNS = ("Artifact", "Runtime", "Precision", "Status", "Size MB", "top-1", "Δ top-1 [95 % CI]", "agreement",
+           "p50 ms", "p90 ms", "FPS")
+
+
+def _neg(v: float) -> float:
+    return 0.0 - v + 0.0  # a drop of 0 prints as +0.00, not -0.00
+
+
+DETAILS = ("Artifact", "load ms", "first ms", "p99 ms", "batch", "FPS at batch", "peak RSS MB", "preprocess ms/img",
+           "top-5", "macro F1", "McNemar p", "max |Δ logit|", "GMAC/s (% of GEMM peak)", "mJ/inference")
+
+
+def _details(r: dict[str, Any]) -> list[str]:
+    if r.get("status") != "ok":
+        return [r["name"], *[""] * (len(DETAILS) - 1)]
+    lat, mc = r.get("latency_ms") or {}, r.get("mcnemar") or {}
+    return [r["name"], f"{r['load_ms']:.0f}", f"{r['first_inference_ms']:.1f}", f"{lat.get('p99', 0):.2f}", str(r.get("batch", "")),
+            f"{r['fps_batch']:.0f}" + ("" if r.get("batched_natively") else " (1 by 1)"), f"{r['peak_rss_mb']:.0f}",
+            f"{r.get('preprocess_ms', 0):.2f}", f"{r['top5']:.2f}", f"{r['macro_f1']:.2f}",
+            f"{mc['p_value']:.3g}" if mc else "", f"{r['max_abs_logit_diff']:.3g}" if "max_abs_logit_diff" in r else "",
+            (f"{r['roofline']['achieved_macs_per_s'] / 1e9:.1f} ({100 * r['roofline']['fraction_of_peak']:.0f} %)" if r.get("roofline") else ""),
+            (f"{r['energy']['mj_per_inference']:.2f}" if (r.get("energy") or {}).get("mj_per_inference") is not None else "")]
+
+
+def _cells(r: dict[str, Any]) -> list[str]:
+    ok = r.get("status") == "ok"
+    lat = r.get("latency_ms") or {}
+    status = ("✓" if r.get("passed") else "✗ gate") if ok else f"✗ {r.get('reason', '')}"
+    drop = ("ref" if r.get("reference") else f"{_neg(r['drop']):+.2f} [{_neg(r['drop_ci'][1]):+.2f}, {_neg(r['drop_ci'][0]):+.2f}]") if "drop" in r or r.get("reference") else ""
+    return [r["name"], (r.get("runtime") or "").strip(), r.get("precision") or "", status, f"{r.get('size_mb', 0):.2f}",
+            f"{r['top1']:.2f}" if "top1" in r else "", drop, f"{r['agreement']:.2f} %" if "agreement" in r else "",
+            f"{lat['p50']:.2f}" if lat else "", f"{lat['p90']:.2f}" if lat else "", f"{r['fps_batch1']:.0f}" if ok else ""]
+
+
+def markdown(report: dict[str, Any]) -> str:
+    cfg, m = report["config"], report.get("machine") or {}
+    cpu = (m.get("cpu") or {})
+    lines = [f"# edge-fgic bench — {report['images']} {cfg['split']} images of {cfg['data']}", "",
+             f"Reference: `{cfg['reference']}` (PyTorch eager). Target {cfg['target']}, threads {cfg['threads'] or 'default'}, "
+             f"gate: drop ≤ {cfg['max_drop']} pt. Machine: {cpu.get('model', m.get('os', ''))}"
+             + (f" ({', '.join(cpu.get('isa', []))})" if cpu.get("isa") else "") + ".", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in report["rows"]:
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in _cells(r)) + " |")
+    lines += ["", "Details:", "", "| " + " | ".join(DETAILS) + " |", "|" + "---|" * len(DETAILS)]
+    lines += ["| " + " | ".join(_details(r)) + " |" for r in report["rows"]]
+    roof = report.get("roofline")
+    if roof:
+        p = roof["peaks"]
+        lines += ["", f"GEMM peaks measured in this run ({roof['threads']} threads): fp32 {p['fp32']['macs_per_s'] / 1e9:.1f} GMAC/s "
+                  f"({p['fp32']['backend']}), int8 {p['int8']['macs_per_s'] / 1e9:.1f} GMAC/s ({p['int8']['backend']}). "
+                  "An artifact's GMAC/s = its model's MACs per image / p50 latency; FP16 rows are compared with the fp32 peak."]
+    lines += ["", "Δ top-1 is artifact minus reference in points, with a paired bootstrap 95 % interval over images; "
+              "agreement is top-1 agreement with the reference; latency is batch 1 after warm-up, preprocessing excluded."]
+    worst = [(r["name"], p) for r in report["rows"] if not r.get("reference") for p in (r.get("confusable_pairs") or [])[:1]]
+    if worst:
+        lines += ["", "Most-grown confusion per artifact: " + "; ".join(f"{n}: {p['a']} ↔ {p['b']} (+{p['delta']})" for n, p in worst)]
+    return "\n".join(lines) + "\n"
+
+
+def drift_csv(report: dict[str, Any]) -> str:
+    from .stats import drift_csv_rows
+    out_lines: list[str] = []
+    for r in report["rows"]:
+        if not r.get("drift") or r.get("reference"):
+            continue
+        header, rows = drift_csv_rows(r["drift"])
+        if not out_lines:
+            out_lines.append(",".join(["artifact", *header]))
+        out_lines += [",".join([r["name"], *[f'"{v}"' if isinstance(v, str) and "," in v else str(v) for v in row]]) for row in rows]
+    return "\n".join(out_lines) + ("\n" if out_lines else "")
+
+
+def pareto_png(report: dict[str, Any], path: Path) -> bool:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    pts = [r for r in report["rows"] if r.get("status") == "ok" and r.get("latency_ms")]
+    if not pts:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for r in pts:
+        ax.scatter(r["latency_ms"]["p50"], r["top1"], s=40, marker="*" if r.get("reference") else "o")
+        ax.annotate(r["name"].replace("reference: ", "ref "), (r["latency_ms"]["p50"], r["top1"]), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency p50, batch 1 (ms, log scale)")
+    ax.set_ylabel(f"top-1 on {report['config']['split']} (%)")
+    ax.set_title("accuracy vs latency (up and left is better)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return True
+
+
+def write_reports(report: dict[str, Any], out: Path) -> dict[str, str]:
+    files = {"bench.json": str(out / "bench.json")}
+    write_text(out / "bench.md", markdown(report))
+    files["bench.md"] = str(out / "bench.md")
+    text = drift_csv(report)
+    if text:
+        write_text(out / "drift.csv", text)
+        files["drift.csv"] = str(out / "drift.csv")
+    if pareto_png(report, out / "pareto.png"):
+        files["pareto.png"] = str(out / "pareto.png")
+    return files
+
+
+def terminal_table(report: dict[str, Any]):
+    """The terminal view: the bench.md columns that fit a normal terminal (p90 and versions are in bench.md)."""
+    from rich import box
+    from rich.table import Table
+    t = Table(box=box.SIMPLE_HEAD, title=f"bench: {report['images']} {report['config']['split']} images", title_justify="left",
+              pad_edge=False)
+    keep = [0, 1, 2, 3, 4, 5, 6, 7, 8, 10]
+    width = min(34, max((len(r["name"]) for r in report["rows"]), default=10))
+    for i in keep:
+        c = COLUMNS[i]
+        t.add_column(c, justify="left" if i < 4 else "right", no_wrap=i != 0, min_width=width if i == 0 else None,
+                     overflow="fold")
+    for r in report["rows"]:
+        cells = _cells(r)
+        cells[1] = cells[1].split(" ")[0]  # runtime name only
+        cells[3] = cells[3] if len(cells[3]) < 12 else "✗ failed"  # the reason is printed below the table
+        cells[6] = cells[6].replace(", ", ",")
+        t.add_row(*[cells[i] for i in keep], style=None if r.get("passed") else "red")
+    return t

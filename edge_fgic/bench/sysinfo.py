@@ -1,0 +1,213 @@
+"""What machine a benchmark ran on: CPU model and SIMD/ISA flags, GPU, Jetson power state, library versions.
+
+Latency numbers are only comparable between runs whose machine description matches (an INT8 model is
+fast only where VNNI / dot-product instructions exist; a Jetson in a 15 W nvpmodel mode is not the same
+board as in MAXN), so every `edge-fgic bench` report embeds :func:`system_report`. Everything here is
+read-only: /proc, /sys, /etc and ``--show``/``-q`` queries; nothing changes clocks or power modes.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+# x86 flags (Linux /proc/cpuinfo names) that decide which GEMM kernels the runtimes can use.
+X86_ISA = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+           "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+# aarch64 `Features` names: asimddp = SDOT/UDOT ("dotprod"), asimdhp/fphp = FP16 arithmetic.
+ARM_ISA = ("asimd", "asimddp", "asimdhp", "fphp", "i8mm", "bf16", "sve", "sve2")
+# MIDR part numbers of implementer 0x41 (Arm Ltd), as in Linux arch/arm64/include/asm/cputype.h,
+# plus NVIDIA's own cores (implementer 0x4e) found in older Jetsons.
+ARM_PARTS = {
+    (0x41, 0xD03): "Cortex-A53", (0x41, 0xD05): "Cortex-A55", (0x41, 0xD07): "Cortex-A57",
+    (0x41, 0xD08): "Cortex-A72", (0x41, 0xD0B): "Cortex-A76", (0x41, 0xD0C): "Neoverse-N1",
+    (0x41, 0xD40): "Neoverse-V1", (0x41, 0xD41): "Cortex-A78", (0x41, 0xD42): "Cortex-A78AE",
+    (0x41, 0xD49): "Neoverse-N2", (0x41, 0xD4F): "Neoverse-V2",
+    (0x4E, 0x003): "NVIDIA Denver 2", (0x4E, 0x004): "NVIDIA Carmel",
+}
+_TIMEOUT_S = 10
+
+
+def _blocks(text: str) -> list[dict[str, str]]:
+    """/proc/cpuinfo as one ``{key: value}`` dict per blank-line-separated block."""
+    out: list[dict[str, str]] = []
+    for chunk in re.split(r"\n\s*\n", text.strip()):
+        block = {}
+        for line in chunk.splitlines():
+            if ":" in line:
+                key, _, value = line.partition(":")
+                block[key.strip().lower()] = value.strip()
+        if block:
+            out.append(block)
+    return out
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value, 0) if value is not None else None
+    except ValueError:
+        return None
+
+
+def parse_cpuinfo(text: str, machine: str) -> dict:
+    """Model, core counts and ISA flags of interest from /proc/cpuinfo text (pure; ``machine`` as
+    :func:`platform.machine`). ``physical_cores`` is None where the text does not say (aarch64)."""
+    blocks = _blocks(text)
+    procs = [b for b in blocks if "processor" in b]
+    first = procs[0] if procs else (blocks[0] if blocks else {})
+    is_arm = machine.lower() in ("aarch64", "arm64") or machine.lower().startswith("arm") or "features" in first
+    info: dict = {"arch": machine, "logical_cores": len(procs), "physical_cores": None}
+    if not is_arm:
+        flags = set(first.get("flags", "").split())
+        info["model"] = first.get("model name") or first.get("vendor_id") or "unknown"
+        cores = {(b.get("physical id"), b.get("core id")) for b in procs if "core id" in b}
+        if cores:
+            info["physical_cores"] = len(cores)
+        elif _int(first.get("cpu cores")):
+            info["physical_cores"] = _int(first["cpu cores"]) * max(1, len({b.get("physical id") for b in procs}))
+        info["isa"] = sorted(f for f in X86_ISA if f in flags)
+        return info
+    flags = set()
+    parts: list[str] = []
+    for b in procs or blocks:
+        flags |= set(b.get("features", "").split())
+        impl, part = _int(b.get("cpu implementer")), _int(b.get("cpu part"))
+        if part is not None:
+            name = ARM_PARTS.get((impl, part), f"CPU part {b['cpu part']}")
+            if name not in parts:
+                parts.append(name)
+    hardware = next((b["hardware"] for b in blocks if "hardware" in b), None)
+    model_name = first.get("model name")
+    info["model"] = " + ".join(parts) or model_name or hardware or "unknown"
+    info["cpu_parts"] = parts
+    if hardware:
+        info["hardware"] = hardware
+    info["isa"] = sorted(f for f in ARM_ISA if f in flags)
+    return info
+
+
+def _sysfs_physical_cores() -> int | None:
+    """Distinct core siblings lists under /sys (works on aarch64 where /proc/cpuinfo has no topology)."""
+    seen = set()
+    for path in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology/thread_siblings_list"):
+        try:
+            seen.add(path.read_text().strip())
+        except OSError:
+            continue
+    return len(seen) or None
+
+
+def cpu_info() -> dict:
+    """This machine's CPU; ``usable_cores`` is the affinity mask (what a container/taskset really gets)."""
+    machine = platform.machine()
+    try:
+        info = parse_cpuinfo(Path("/proc/cpuinfo").read_text(), machine)
+        info["flags_source"] = "/proc/cpuinfo"
+    except OSError:
+        info = {"arch": machine, "model": platform.processor() or "unknown", "physical_cores": None, "isa": [],
+                "flags_source": "unavailable (no /proc/cpuinfo)"}
+    info["logical_cores"] = os.cpu_count() or info.get("logical_cores") or 0
+    if info.get("physical_cores") is None:
+        info["physical_cores"] = _sysfs_physical_cores()
+    if hasattr(os, "sched_getaffinity"):
+        info["usable_cores"] = len(os.sched_getaffinity(0))
+    try:  # the SIMD level torch's own CPU kernels dispatched to (e.g. AVX2, AVX512, SVE256)
+        import torch
+
+        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # noqa: BLE001 - optional detail
+        pass
+    return info
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess | None:
+    """Run a read-only query if the tool exists; None when it is missing or hangs."""
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def parse_nvpmodel(text: str) -> dict | None:
+    """``nvpmodel -q`` output ("NV Power Mode: MAXN" then, on most releases, the mode id line)."""
+    match = re.search(r"NV Power Mode\s*:\s*(\S[^\n]*)", text)
+    if not match:
+        return None
+    rest = text[match.end():].split()
+    return {"mode": match.group(1).strip(), "id": int(rest[0]) if rest and rest[0].isdigit() else None}
+
+
+def parse_tegra_release(text: str) -> dict | None:
+    """First line of /etc/nv_tegra_release, e.g. "# R36 (release), REVISION: 4.3, ..." -> L4T 36.4.3."""
+    match = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", text)
+    if not match:
+        return None
+    board = re.search(r"BOARD:\s*([^,\s]+)", text)
+    return {"l4t": f"{match.group(1)}.{match.group(2)}", "board": board.group(1) if board else None}
+
+
+def jetson_info() -> dict | None:
+    """L4T release, board model, nvpmodel mode and ``jetson_clocks --show`` text; None off-Jetson.
+
+    ``jetson_clocks`` is only ever run with ``--show`` (it needs root; without it the raw error is kept)."""
+    release_file, model_file = Path("/etc/nv_tegra_release"), Path("/proc/device-tree/model")
+    model = model_file.read_text(errors="replace").strip("\x00\n ") if model_file.exists() else None
+    if not release_file.exists() and not (model and ("jetson" in model.lower() or "nvidia" in model.lower())):
+        return None
+    info: dict = {"model": model, "l4t": None}
+    if release_file.exists():
+        text = release_file.read_text(errors="replace")
+        info.update(parse_tegra_release(text) or {})
+        info["nv_tegra_release"] = text.splitlines()[0] if text else ""
+    dpkg = _run(["dpkg-query", "-W", "-f=${Version}", "nvidia-jetpack"])
+    info["jetpack"] = (dpkg.stdout.strip() or None) if dpkg and dpkg.returncode == 0 else None
+    q = _run(["nvpmodel", "-q"])
+    info["nvpmodel"] = parse_nvpmodel(q.stdout + q.stderr) if q else None
+    clocks = _run(["jetson_clocks", "--show"])
+    info["jetson_clocks_show"] = (clocks.stdout or clocks.stderr).strip() if clocks else None
+    return info
+
+
+def gpu_info() -> dict | None:
+    """CUDA devices as torch sees them; None without a usable CUDA device."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    devices = []
+    for i in range(torch.cuda.device_count()):
+        p = torch.cuda.get_device_properties(i)
+        devices.append({"name": p.name, "capability": f"{p.major}.{p.minor}",
+                        "memory_mb": round(p.total_memory / 2**20), "multiprocessors": p.multi_processor_count})
+    smi = _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])
+    driver = smi.stdout.splitlines()[0].strip() if smi and smi.returncode == 0 and smi.stdout.strip() else None
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {"devices": devices, "cuda_runtime": torch.version.cuda, "driver": driver, "cudnn": cudnn}
+
+
+def library_versions(names: tuple[str, ...] = ("torch", "onnxruntime", "openvino", "ai-edge-litert", "tensorrt",
+                                               "numpy", "nncf", "timm")) -> dict[str, str]:
+    """Installed distribution versions; names that are not installed are left out."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def system_report() -> dict:
+    """Everything above in one JSON-able dict for the bench report header."""
+    return {"cpu": cpu_info(), "gpu": gpu_info(), "jetson": jetson_info(), "os": platform.platform(),
+            "python": f"{platform.python_implementation()} {platform.python_version()}",
+            "libraries": library_versions()}
