@@ -530,6 +530,7 @@ def bench_cmd(
     runs: Annotated[int, typer.Option(min=10, help="Timed batch-1 runs after warm-up (capped at 20 s per artifact).")] = 100,
     batch: Annotated[int, typer.Option(min=1, help="Batch size of the throughput measurement.")] = 8,
     max_images: Annotated[int, typer.Option("--max-images", min=0, help="Use only the first N images of the split (0 = all).")] = 0,
+    rounds: Annotated[int, typer.Option(min=1, help="Timing rounds over all artifacts, pooled (on a machine whose speed drifts, 3+ makes ratios between artifacts fair).")] = 1,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Report folder (default: runs/bench-<time>).", show_default=False)] = None,
 ) -> None:
     """Run every artifact on every image of a split in its own runtime, compare with the FP32 reference, time it, and write one report.
@@ -541,9 +542,9 @@ def bench_cmd(
 
     cfg = BenchConfig(artifacts=[str(a) for a in artifacts], data=data or "", split=split.value,
                       reference=str(reference) if reference else "", target=target.value, threads=threads,
-                      max_drop=max_drop, runs=runs, batch=batch, max_images=max_images, out=str(out) if out else "")
+                      max_drop=max_drop, runs=runs, batch=batch, max_images=max_images, rounds=rounds, out=str(out) if out else "")
     report = run_bench(cfg)
-    console.print(terminal_table(report))
+    console.print(terminal_table(report, console.width))
     for r in report["rows"]:
         if r.get("status") != "ok":
             console.print(Text(f"✗ {r['name']}: {r.get('reason', '')}", style="red"), soft_wrap=True)

@@ -45,7 +45,7 @@ def test_report_has_every_artifact_with_statistics_against_the_reference(bench_r
     report = json.loads((out / "bench.json").read_text())
     assert report["schema"] == "edge-fgic/bench" and report["config"]["reference"] == str(tiny_bnrelu_run)
     rows = {row["name"]: row for row in report["rows"]}
-    ref = rows[f"reference: {Path(tiny_bnrelu_run).name}"]
+    ref = rows[f"reference: run/best.pt"]
     # the reference against itself: zero drop, a bootstrap CI that is exactly [0, 0], full agreement
     assert ref["drop"] == 0 and ref["drop_ci"] == [0, 0] and ref["agreement"] == 100.0 and ref["mcnemar"]["p_value"] == 1.0
     for name in ["m-fp32.onnx", "m-fp32.tflite", "m-int8.xml"]:
@@ -81,7 +81,9 @@ def test_report_files_exist_and_parse(bench_run):
 
 def test_gate_flips_the_exit_code(exports, tmp_path):
     args = ["bench", str(exports / "m-fp32.onnx"), "--runs", "10", "--out", str(tmp_path / "a")]
-    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, [*args, "--rounds", "2"]).exit_code == 0
+    rows = json.loads((tmp_path / "a" / "bench.json").read_text())["rows"]
+    assert all(r["rounds"] == 2 and r["latency_ms"]["runs"] == len(r["latency_samples_ms"]) >= 20 for r in rows)  # pooled
     # a negative allowance: even a zero drop breaks it
     r = runner.invoke(app, [*args[:-2], "--max-drop", "-1", "--out", str(tmp_path / "b")])
     assert r.exit_code == 1 and "✗ gate" in (tmp_path / "b" / "bench.md").read_text()

@@ -81,23 +81,50 @@ def drift_csv(report: dict[str, Any]) -> str:
     return "\n".join(out_lines) + ("\n" if out_lines else "")
 
 
+RUNTIME_COLORS = {"torch": "#444444", "onnxruntime": "#1f77b4", "openvino": "#9467bd", "litert": "#2ca02c", "tensorrt": "#d62728"}
+PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both latency (lower) and accuracy (higher)."""
+    front = []
+    for i, (lat, acc) in enumerate(points):
+        if not any((l2 <= lat and a2 >= acc) and (l2 < lat or a2 > acc) for j, (l2, a2) in enumerate(points) if j != i):
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
 def pareto_png(report: dict[str, Any], path: Path) -> bool:
+    """Accuracy vs latency: colour = runtime, marker = precision, the Pareto front joined and labelled."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    pts = [r for r in report["rows"] if r.get("status") == "ok" and r.get("latency_ms")]
+    from matplotlib.lines import Line2D
+    pts = [r for r in report["rows"] if r.get("status") == "ok" and r.get("latency_ms") and "top1" in r]
     if not pts:
         return False
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for r in pts:
-        ax.scatter(r["latency_ms"]["p50"], r["top1"], s=40, marker="*" if r.get("reference") else "o")
-        ax.annotate(r["name"].replace("reference: ", "ref "), (r["latency_ms"]["p50"], r["top1"]), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    xy = [(r["latency_ms"]["p50"], r["top1"]) for r in pts]
+    for r, (x, y) in zip(pts, xy):
+        rt = (r.get("runtime") or "").split(" ")[0]
+        ax.scatter(x, y, s=110 if r.get("reference") else 45, color=RUNTIME_COLORS.get(rt, "#7f7f7f"),
+                   marker="*" if r.get("reference") else PRECISION_MARKERS.get(r.get("precision") or "", "o"),
+                   edgecolors="black", linewidths=0.4, zorder=3)
+    front = pareto_front(xy)
+    ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], color="black", lw=0.8, ls="--", zorder=2)
+    for i in front:
+        ax.annotate(pts[i]["name"].replace("reference: ", "ref "), xy[i], fontsize=7, xytext=(5, 4), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("latency p50, batch 1 (ms, log scale)")
     ax.set_ylabel(f"top-1 on {report['config']['split']} (%)")
-    ax.set_title("accuracy vs latency (up and left is better)")
-    ax.grid(alpha=0.3)
+    ax.set_title("accuracy vs latency: dashed = Pareto front (labelled)")
+    ax.grid(alpha=0.3, which="both")
+    used_rt = sorted({(r.get("runtime") or "").split(" ")[0] for r in pts})
+    used_pr = sorted({r.get("precision") for r in pts if r.get("precision")})
+    handles = [Line2D([], [], marker="o", ls="", color=RUNTIME_COLORS.get(rt, "#7f7f7f"), label=rt) for rt in used_rt]
+    handles += [Line2D([], [], marker=PRECISION_MARKERS.get(p, "o"), ls="", color="white", markeredgecolor="black", label=p) for p in used_pr]
+    handles.append(Line2D([], [], marker="*", ls="", color="white", markeredgecolor="black", markersize=10, label="reference"))
+    ax.legend(handles=handles, fontsize=7, loc="lower right", ncol=2)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
@@ -118,22 +145,28 @@ def write_reports(report: dict[str, Any], out: Path) -> dict[str, str]:
     return files
 
 
-def terminal_table(report: dict[str, Any]):
-    """The terminal view: the bench.md columns that fit a normal terminal (p90 and versions are in bench.md)."""
+SHORT = {"Precision": "prec", "Status": "ok", "Size MB": "MB", "Δ top-1 [95 % CI]": "Δ top-1", "agreement": "agree"}
+
+
+def terminal_table(report: dict[str, Any], console_width: int = 200):
+    """The terminal view, sized to the terminal: the CI and runtime columns go first when it is narrow
+    (bench.md always has everything)."""
     from rich import box
     from rich.table import Table
-    t = Table(box=box.SIMPLE_HEAD, title=f"bench: {report['images']} {report['config']['split']} images", title_justify="left",
-              pad_edge=False)
-    keep = [0, 1, 2, 3, 4, 5, 6, 7, 8, 10]
-    width = min(34, max((len(r["name"]) for r in report["rows"]), default=10))
+    names = [r["name"] for r in report["rows"]]
+    name_w = max((len(n) for n in names), default=8)
+    wide = console_width >= name_w + 100
+    medium = console_width >= name_w + 66
+    keep = ([0, 1, 2, 3, 4, 5, 6, 7, 8, 10] if wide else [0, 2, 3, 4, 5, 6, 7, 8, 10] if medium else [0, 2, 5, 6, 7, 8])
+    t = Table(box=box.SIMPLE_HEAD, title=f"bench: {report['images']} {report['config']['split']} images"
+              + ("" if wide else " (Δ without its CI here; see bench.md)"), title_justify="left", pad_edge=False)
     for i in keep:
-        c = COLUMNS[i]
-        t.add_column(c, justify="left" if i < 4 else "right", no_wrap=i != 0, min_width=width if i == 0 else None,
-                     overflow="fold")
+        label = COLUMNS[i] if wide else SHORT.get(COLUMNS[i], COLUMNS[i])
+        t.add_column(label, justify="left" if i < 4 else "right", no_wrap=True)
     for r in report["rows"]:
         cells = _cells(r)
         cells[1] = cells[1].split(" ")[0]  # runtime name only
         cells[3] = cells[3] if len(cells[3]) < 12 else "✗ failed"  # the reason is printed below the table
-        cells[6] = cells[6].replace(", ", ",")
+        cells[6] = cells[6].replace(", ", ",") if wide else cells[6].split(" [")[0]
         t.add_row(*[cells[i] for i in keep], style=None if r.get("passed") else "red")
     return t
