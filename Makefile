@@ -1,5 +1,5 @@
 # The two commands of README.md. Both create the environment from the project's own files.
-#   make demo   generate the synthetic fine-grained dataset, train + evaluate a small ConvNeXt on the CPU
+#   make demo   the whole pipeline on the embedded synthetic dataset (teacher, student, QAT, exports, bench); rerun = resume
 #   make test   run the whole test suite (what .ci/run calls)
 
 VENV   ?= .venv
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/edge-fgic train --out $(DEMO) $(if $(wildcard $(DEMO)/last.pt),--resume,)
+	$(BIN)/edge-fgic pipeline --out $(DEMO)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -31,7 +31,7 @@ from .errors import UserError
 from .progress import console
 
 # Commands whose Ctrl-C message suggests --resume (the trainer writes last.pt for it).
-RESUMABLE_COMMANDS = {"train", "distill", "quantize"}
+RESUMABLE_COMMANDS = {"train", "distill", "quantize", "pipeline"}
 INTERRUPTED_EXIT_CODE = 130
 # OS errors a user fixes (permissions, full or read-only disk): one line, not a traceback.
 _USER_OS_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", -1)}
@@ -45,6 +45,8 @@ def print_error(message: object) -> None:
 
 
 def _interrupted_message(command: str | None) -> str:
+    if command == "pipeline":
+        return "interrupted; rerun the same command to continue (finished stages are skipped, training resumes)"
     if command in RESUMABLE_COMMANDS:
         return "interrupted; rerun with --resume to continue"
     return "interrupted"
@@ -83,6 +85,7 @@ Pipeline stages:
 [bold]5. quantize[/]  INT8 with NNCF: quantization-aware training (qat) or post-training (ptq)
 [bold]6. export[/]    ONNX / TensorRT / TFLite / OpenVINO artifacts with a manifest, each proved by a round trip
 [bold]7. bench[/]     accuracy drop (paired bootstrap CI, McNemar, per-class drift) and latency of every artifact vs FP32
+[bold]pipeline[/]     all of it in one resumable command (teacher, student, QAT, export, bench); [bold]doctor[/]: what this machine can run
 
 Datasets are given as [bold]--data KIND=PATH[/] (a plain PATH means an ImageFolder tree); run [bold]edge-fgic datasets[/] for the kinds.
 """
@@ -343,33 +346,18 @@ def distill_cmd(
     Without --config the student reuses the teacher's dataset, preprocessing and augmentation, so both see identical images (mixup/CutMix included). The student checkpoint records the teacher's SHA-256.
     """
     from .models import load_checkpoint
-    from .training.config import TrainConfig, load_recipe
+    from .training.distill import distill_config
     from .training.trainer import train
 
     tck = load_checkpoint(teacher)
-    names = set(TrainConfig.__dataclass_fields__)
-    if config is not None:
-        fields = load_recipe(config)
-        source = str(config)
-    else:
-        fields = {k: v for k, v in (tck.train_config or {}).items() if k in names}
-        for k in ("pretrained", "attention_head", "teacher", "quantize", "variant", "model_kwargs", "out"):
-            fields.pop(k, None)  # a fresh student: no hub weights, its own block choice
-        fields["model_kwargs"] = {k: v for k, v in dict((tck.train_config or {}).get("model_kwargs") or {}).items()
-                                  if k in ("depths", "dims")} if student is None else {}
-        source = f"{teacher} (teacher's options)"
-    default_out = Path(teacher).expanduser().parent.with_name(Path(teacher).expanduser().parent.name + "-student")
     flags = {"data": data, "model": student, "variant": variant, "epochs": epochs, "batch_size": batch_size, "lr": lr,
              "out": str(out) if out else None, "workers": workers, "seed": seed, "kd_weight": kd_weight,
              "kd_temperature": temperature, "feature_kd": feature_kd}
-    fields.update({k: v for k, v in flags.items() if v is not None})
-    fields.setdefault("out", str(default_out))
+    fields = {k: v for k, v in flags.items() if v is not None}
     fields.update(_parse_set(set_))
-    fields["teacher"] = str(teacher)
-    fields["device"] = device
     if skip_bad_images:
         fields["skip_bad_images"] = True
-    cfg = TrainConfig.from_dict(fields, source)
+    cfg = distill_config(teacher, tck, recipe=config, overrides=fields, device=device, keep_student_shape=student is None)
     console.print(Text(f"distilling {teacher} ({tck.model.name}, val top-1 {tck.metrics.get('val_top1', float('nan')):.2f} %) "
                        f"into {cfg.model}{' [' + cfg.variant + ']' if cfg.variant else ''} -> {cfg.out}", style="dim"), soft_wrap=True)
     result = train(cfg, resume=resume, final_eval=not no_eval)
@@ -392,6 +380,7 @@ def quantize_cmd(
     calib_size: Annotated[int, typer.Option("--calib-size", min=0, help="Calibration images from the train split (0 = min(300, split size)).")] = 0,
     signed: Annotated[bool, typer.Option("--signed/--unsigned", help="--signed: every activation int8 with zero-point 0, as TensorRT requires; "
                                           "--unsigned: NNCF's uint8 after ReLU, faster on CPU runtimes.")] = False,
+    overflow_fix: Annotated[str, typer.Option("--overflow-fix", help="NNCF overflow fix: first_layer (default), enable (7-bit weights everywhere: exact OpenVINO INT8 on x86 CPUs without VNNI) or disable.")] = "first_layer",
     epochs: Annotated[int, typer.Option(min=1, help="QAT fine-tuning epochs.")] = 3,
     lr: Annotated[float, typer.Option(help="QAT learning rate (cosine to 1 %).")] = 2e-5,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=0, help="QAT batch size (0 = as the model was trained).")] = 0,
@@ -412,7 +401,7 @@ def quantize_cmd(
     from .quant.nncf_quant import QuantConfig, run_quantize
 
     cfg = QuantConfig(model=str(model), mode=mode.value, data=data or "", out=str(out) if out else "", calib_size=calib_size,
-                      signed_activations=signed, epochs=epochs, lr=lr, batch_size=batch_size, distill=distill, kd_weight=kd_weight,
+                      signed_activations=signed, overflow_fix=overflow_fix, epochs=epochs, lr=lr, batch_size=batch_size, distill=distill, kd_weight=kd_weight,
                       kd_temperature=temperature, device=device,
                       workers=workers, seed=seed, skip_bad_images=skip_bad_images)
     report = run_quantize(cfg, resume=resume)
@@ -518,6 +507,18 @@ class BenchTarget(str, Enum):
     jetson = "jetson"
 
 
+def _triple(option: str, text: str | None) -> tuple[float, float, float] | None:
+    if not text:
+        return None
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != 3:
+        raise UserError(f"{option} {text}: expected three comma-separated numbers, e.g. {option} 0.485,0.456,0.406")
+    return vals  # type: ignore[return-value]
+
+
 @app.command("bench")
 def bench_cmd(
     artifacts: Annotated[list[Path], typer.Argument(metavar="ARTIFACTS...", help="Exported artifacts (.onnx .xml .tflite .engine), checkpoints (.pt) or folders of exports.", show_default=False)],
@@ -531,6 +532,10 @@ def bench_cmd(
     batch: Annotated[int, typer.Option(min=1, help="Batch size of the throughput measurement.")] = 8,
     max_images: Annotated[int, typer.Option("--max-images", min=0, help="Use only the first N images of the split (0 = all).")] = 0,
     rounds: Annotated[int, typer.Option(min=1, help="Timing rounds over all artifacts, pooled (on a machine whose speed drifts, 3+ makes ratios between artifacts fair).")] = 1,
+    input_size: Annotated[int, typer.Option("--input-size", min=0, help="For artifacts without a manifest: input size (with --mean, --std, --labels).")] = 0,
+    mean: Annotated[Optional[str], typer.Option("--mean", metavar="R,G,B", help="For artifacts without a manifest: normalization mean on the 0-1 scale.", show_default=False)] = None,
+    std: Annotated[Optional[str], typer.Option("--std", metavar="R,G,B", help="For artifacts without a manifest: normalization std on the 0-1 scale.", show_default=False)] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", metavar="FILE", help="For artifacts without a manifest: class names, one per line, in output order.", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Report folder (default: runs/bench-<time>).", show_default=False)] = None,
 ) -> None:
     """Run every artifact on every image of a split in its own runtime, compare with the FP32 reference, time it, and write one report.
@@ -542,7 +547,8 @@ def bench_cmd(
 
     cfg = BenchConfig(artifacts=[str(a) for a in artifacts], data=data or "", split=split.value,
                       reference=str(reference) if reference else "", target=target.value, threads=threads,
-                      max_drop=max_drop, runs=runs, batch=batch, max_images=max_images, rounds=rounds, out=str(out) if out else "")
+                      max_drop=max_drop, runs=runs, batch=batch, max_images=max_images, rounds=rounds, out=str(out) if out else "",
+                      input_size=input_size, mean=_triple("--mean", mean), std=_triple("--std", std), labels=str(labels) if labels else "")
     report = run_bench(cfg)
     console.print(terminal_table(report, console.width))
     for r in report["rows"]:
@@ -552,6 +558,63 @@ def bench_cmd(
         console.print(Text(f"  {name:<11} {path}"), soft_wrap=True)
     if not report["passed"]:
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- pipeline and doctor
+
+
+class Stage(str, Enum):
+    teacher = "teacher"
+    student = "student"
+    qat = "qat"
+    export = "export"
+    bench = "bench"
+
+
+@app.command("pipeline")
+def pipeline_cmd(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Pipeline YAML (train/pipeline-*.yaml, a section per stage) or a training recipe for the teacher. Default: the embedded CPU-sized demo.", show_default=False)] = None,
+    data: DataOption = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder; each stage writes <out>/<stage>/.")] = Path("runs/pipeline"),
+    from_stage: Annotated[Stage, typer.Option("--from", help="First stage to run (earlier ones must have run).")] = Stage.teacher,
+    until: Annotated[Stage, typer.Option("--until", help="Last stage to run.")] = Stage.bench,
+    device: DeviceOption = "auto",
+    seed: Annotated[Optional[int], typer.Option(help="Seed for every stage (default: the recipes').", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Redo the selected stages even if their inputs are unchanged.")] = False,
+) -> None:
+    """Teacher training -> distillation -> INT8 QAT -> export to every target this machine can build -> bench, in one resumable command.
+
+    Rerunning skips stages whose inputs (upstream checkpoints, artifacts, options) are unchanged and resumes an interrupted training stage from its last checkpoint. Ends with the bench table and the report's path.
+    """
+    from .bench.report import terminal_table
+    from .pipeline import PipelineConfig, run_pipeline
+
+    res = run_pipeline(PipelineConfig(config=str(config) if config else "", data=data or "", out=str(out),
+                                      from_stage=from_stage.value, until=until.value, device=device, seed=seed, force=force))
+    stages = res["stages"]
+    console.print(Text("stage     seconds  result", style="bold"))
+    for name, rec in stages.items():
+        what = rec.get("checkpoint") or (rec.get("report") or {}).get("bench.md") or f"{len(rec.get('artifacts', []))} artifacts"
+        console.print(Text(f"{name:<9} {rec.get('seconds', 0):>7.1f}  {what}"), soft_wrap=True)
+    bench = stages.get("bench")
+    failed_exports = (stages.get("export") or {}).get("failed") or []
+    ok = True
+    if bench:
+        report = json.loads(Path(bench["report"]["bench.json"]).read_text())
+        console.print(terminal_table(report, console.width))
+        console.print(Text.assemble(("report  ", "bold"), bench["report"]["bench.md"]), soft_wrap=True)
+        ok = report["passed"]
+    for r in failed_exports:
+        console.print(Text(f"✗ export {r['target']} {r['precision']}: {r['message']}", style="red"), soft_wrap=True)
+    if not ok or failed_exports:
+        raise typer.Exit(1)
+
+
+@app.command("doctor")
+def doctor_cmd() -> None:
+    """What this machine can run: Python packages behind each export target and runtime, converters, accelerators, and the extra that adds what is missing."""
+    from .doctor import checks, render
+    console.print(render(checks()))
 
 
 # ---------------------------------------------------------------- eval

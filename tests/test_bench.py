@@ -152,3 +152,22 @@ def test_jetson_target_integrates_tegrastats_power_over_the_timed_loop(exports, 
     mw = total_power_mw(parse_line(line))
     assert e["rail"] == "VDD_IN" and e["samples_in_window"] >= 2 and e["mean_power_mw"] == pytest.approx(mw)
     assert e["mj_per_inference"] == pytest.approx(mw * 1e-3 * res["latency_ms"]["mean"], rel=0.5)
+
+
+def test_an_artifact_without_manifest_runs_with_explicit_preprocessing(exports, tmp_path, tiny_bnrelu_run):
+    """Someone else's export: no sidecar, nothing inside; --input-size/--mean/--std/--labels say how to feed it."""
+    import onnx
+    bare = tmp_path / "bare.onnx"
+    m = onnx.load(str(exports / "m-fp32.onnx"))
+    del m.metadata_props[:]
+    onnx.save(m, str(bare))
+    side = json.loads((exports / "m-fp32.onnx.json").read_text())
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(side["classes"]) + "\n")
+    r = runner.invoke(app, ["bench", str(bare), "--reference", str(tiny_bnrelu_run), "--runs", "10", "--input-size", "32",
+                            "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25", "--labels", str(labels), "--out", str(tmp_path / "r")])
+    rows = {row["name"]: row for row in json.loads((tmp_path / "r" / "bench.json").read_text())["rows"]}
+    assert r.exit_code == 0, r.output
+    assert rows["bare.onnx"]["status"] == "ok" and rows["bare.onnx"]["agreement"] == 100.0
+    bad = runner.invoke(app, ["bench", str(bare), "--mean", "0.5,0.5", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "three comma-separated numbers" in bad.output

@@ -47,6 +47,11 @@ class BenchConfig:
     timeout_s: float = 600.0
     roofline: bool = True
     rounds: int = 1              # timing rounds over all artifacts: this VM's speed drifts over minutes
+    # for artifacts without a manifest (someone else's export): all three are needed, nothing is guessed
+    input_size: int = 0
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    labels: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -172,8 +177,11 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
             if f.suffix == ".pt" and m is None:
                 m = _pt_manifest(f)
             if m is None:
+                m = _explicit_manifest(cfg, f, ref)
+            if m is None:
                 rows.append({**row, "status": "failed", "reason": f"{f}: no manifest (no {f.name}.json and none inside); "
-                                                                 "re-export it with `edge-fgic export`"})
+                                                                 "re-export it with `edge-fgic export`, or pass "
+                                                                 "--input-size, --mean, --std and --labels"})
                 continue
             row.update(target=m["artifact"].get("target"), precision=m["artifact"].get("precision"),
                        source_checkpoint=str(f) if f.suffix == ".pt" else (m.get("source") or {}).get("checkpoint"))
@@ -210,6 +218,21 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
     report["files"] = write_reports(report, out)
     write_json(out / "bench.json", report)
     return report
+
+
+def _explicit_manifest(cfg: BenchConfig, f: Path, ref) -> dict | None:
+    """A manifest from --input-size/--mean/--std/--labels for an artifact that carries none."""
+    if not (cfg.input_size and cfg.mean and cfg.std and cfg.labels):
+        return None
+    labels_path = Path(cfg.labels)
+    if not labels_path.is_file():
+        raise UserError(f"{labels_path}: no such labels file (one class name per line, in the model's output order)")
+    classes = [ln.strip() for ln in labels_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    target = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".engine": "tensorrt"}.get(f.suffix, "?")
+    return {"classes": classes, "artifact": {"file": f.name, "target": target, "precision": "unknown"},
+            "input": {"input_size": int(cfg.input_size), "mean": list(cfg.mean), "std": list(cfg.std),
+                      "interpolation": ref.preprocess.interpolation, "crop_pct": ref.preprocess.crop_pct,
+                      "layout": "NHWC" if f.suffix == ".tflite" else "NCHW", "from": "command-line flags"}}
 
 
 def _pt_manifest(f: Path) -> dict:

@@ -216,8 +216,14 @@ def round_trip(built: Built, manifest: dict[str, Any], data: _Data, ref: np.ndar
     }
 
 
-def _tolerance(cfg: ExportConfig, precision: str) -> dict[str, float | None]:
-    tol = dict(TOLERANCE[precision])
+# TFLite INT8 requantizes every activation with its own calibration (it cannot carry NNCF's activation
+# scales), so it agrees with the NNCF model less than the runtimes that execute NNCF's own quantizers; 90 %
+# still fails the broken models (near-chance agreement) that bad TFLite calibration produces.
+TARGET_TOLERANCE: dict[tuple[str, str], dict[str, float | None]] = {("tflite", "int8"): {"min_agreement": 90.0}}
+
+
+def _tolerance(cfg: ExportConfig, precision: str, target: str = "") -> dict[str, float | None]:
+    tol = {**TOLERANCE[precision], **TARGET_TOLERANCE.get((target, precision), {})}
     if cfg.min_agreement is not None:
         tol["min_agreement"] = cfg.min_agreement
     if cfg.max_rel_diff is not None:
@@ -282,7 +288,7 @@ def _export_one(cfg: ExportConfig, ckpt, target: Target, precision: str, out: Pa
         data.calibration()  # decode images now: forking image checks after litert-torch imports JAX can deadlock
     ref_key = "int8" if precision == "int8" else "fp32"
     ref = data.reference(ref_key, model)
-    tol = _tolerance(cfg, precision)
+    tol = _tolerance(cfg, precision, target.name)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".export-{target.name}-", dir=out))
     results: list[ExportResult] = []

@@ -23,6 +23,7 @@ size and hash, the source checkpoint's hash, and FP32 vs INT8 accuracy on val.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -55,6 +56,9 @@ class QuantConfig:
     out: str = ""  # default: <checkpoint folder>/../<name>-int8-<mode>
     calib_size: int = 0  # 0 = min(300, train split size); an explicit size must exist in the split
     signed_activations: bool = False  # TensorRT-legal: every activation int8 with zero-point 0
+    # NNCF's OverflowFix: "enable" keeps weights to 7 bits so x86 CPUs without VNNI (AVX2: OpenVINO's int8
+    # kernels) cannot saturate their 16-bit intermediate sums; "first_layer" (NNCF's default) only there
+    overflow_fix: str = "first_layer"
     # QAT fine-tuning
     epochs: int = 3
     # Defaults measured on Oxford 17 (benchmarks/quantization.md): with labels in the loss (kd_weight 0.5,
@@ -78,6 +82,7 @@ class QuantConfig:
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.lr > 0, "lr must be > 0"),
             (0 <= self.kd_weight <= 1, "kd_weight must be in [0, 1]"),
+            (self.overflow_fix in ("first_layer", "enable", "disable"), "overflow_fix must be first_layer, enable or disable"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -101,6 +106,9 @@ def _quiet_nncf() -> None:
     and torch's "No CUDA runtime is found" warning on CPU-only machines, which users cannot act on."""
     import logging
     import warnings
+    # NNCF compiles its C++ extension on first use and gives up after 60 s; on a busy 2-core machine the
+    # build alone took longer (seen in CI). A slow first build is not an error: allow 10 minutes.
+    os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "600")
     logging.getLogger("nncf").setLevel(logging.WARNING)
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)  # torchao's Enum registration notice
@@ -161,16 +169,26 @@ def calibration_subset(dataset: FGDataset, size: int, seed: int, asked: bool, wh
                     "note": "" if asked or size == DEFAULT_CALIB else f"the train split has only {n} images"}
 
 
-def quantize_model(fp32: FGClassifier, calib: list[torch.Tensor], signed_activations: bool, source: str) -> FGClassifier:
+OVERFLOW_FIX = ("first_layer", "enable", "disable")
+
+
+def quantize_model(fp32: FGClassifier, calib: list[torch.Tensor], signed_activations: bool, source: str,
+                   overflow_fix: str = "first_layer") -> FGClassifier:
     """Fold, then ``nncf.quantize`` on the calibration batches (NCHW tensors); CPU."""
     nncf = _nncf()
     model = fuse_for_deploy(fp32.cpu().float()).eval()
     model = model.to(memory_format=torch.contiguous_format)
     try:
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+        fix = {"first_layer": OverflowFix.FIRST_LAYER, "enable": OverflowFix.ENABLE, "disable": OverflowFix.DISABLE}[overflow_fix]
         q = nncf.quantize(model, nncf.Dataset(calib), preset=nncf.QuantizationPreset.PERFORMANCE,
-                          subset_size=len(calib), fast_bias_correction=True)
+                          subset_size=len(calib), fast_bias_correction=True,
+                          advanced_parameters=AdvancedQuantizationParameters(overflow_fix=fix))
     except Exception as exc:  # NNCF's tracer fails on unsupported Python control flow / ops
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        if "Extension" in type(exc).__name__:  # the C++ extension, not the model
+            raise UserError(f"{source}: NNCF's C++ extension could not be built or loaded ({type(exc).__name__}: {first}); "
+                            "it needs g++ and ninja; set NNCF_EXTENSION_LOAD_TIMEOUT=0 on a very slow machine") from None
         raise UserError(f"{source}: NNCF could not trace/quantize this model ({type(exc).__name__}: {first}); "
                         "use a stock timm ConvNeXt or a --variant student without custom modules") from None
     if signed_activations:
@@ -191,7 +209,8 @@ def rebuild_quantized(model: FGClassifier, record: dict[str, Any], path: Path | 
                         "requantize with `edge-fgic quantize`") from None
 
 
-def quant_record(q: nn.Module, *, mode: str, calibration: dict[str, Any], source: Checkpoint) -> dict[str, Any]:
+def quant_record(q: nn.Module, *, mode: str, calibration: dict[str, Any], source: Checkpoint,
+                 overflow_fix: str = "first_layer") -> dict[str, Any]:
     import nncf
     from nncf.torch import get_config
     qs = quantizers(q)
@@ -202,7 +221,10 @@ def quant_record(q: nn.Module, *, mode: str, calibration: dict[str, Any], source
         "framework": f"nncf {nncf.__version__}",
         "preset": "performance (symmetric)",
         "folded": True,
-        "weights": "int8 symmetric per output channel (axis 0), narrow range [-127, 127]",
+        "weights": "int8 symmetric per output channel (axis 0), narrow range [-127, 127]"
+                   + {"enable": "; 7-bit range on every layer (overflow fix for x86 CPUs without VNNI)",
+                      "first_layer": "; 7-bit range on the first layer (NNCF's overflow fix)", "disable": ""}[overflow_fix],
+        "overflow_fix": overflow_fix,
         "activations": ("int8 symmetric per tensor, zero-point 0 (TensorRT explicit-quantization rules)" if unsigned == 0 else
                         f"int8 symmetric per tensor; {unsigned} unsigned (uint8, zero-point 0) after ReLU"),
         "signed_activations": unsigned == 0,
@@ -281,8 +303,8 @@ def run_quantize(cfg: QuantConfig, *, resume: bool = False, progress: bool = Tru
         if not (resume and best.exists()):
             calib, calib_rec = _calibration(cfg, src, spec, progress)
             console.print(f"PTQ: calibrating NNCF quantizers on {calib_rec['images']} training images")
-            q = quantize_model(fp32, calib, cfg.signed_activations, cfg.model)
-            rec = quant_record(q, mode="ptq", calibration=calib_rec, source=src)
+            q = quantize_model(fp32, calib, cfg.signed_activations, cfg.model, cfg.overflow_fix)
+            rec = quant_record(q, mode="ptq", calibration=calib_rec, source=src, overflow_fix=cfg.overflow_fix)
             save_checkpoint(best, q, classes=src.classes, preprocess=src.preprocess,
                             train_config={**src.train_config, "quantize": {"mode": "ptq", "source": cfg.model, **_qopts(cfg)}},
                             metrics=src.metrics, quantization=rec)
@@ -292,7 +314,8 @@ def run_quantize(cfg: QuantConfig, *, resume: bool = False, progress: bool = Tru
 
 
 def _qopts(cfg: QuantConfig) -> dict[str, Any]:
-    return {"calib_size": cfg.calib_size, "signed_activations": cfg.signed_activations, "seed": cfg.seed}
+    return {"calib_size": cfg.calib_size, "signed_activations": cfg.signed_activations, "seed": cfg.seed,
+            "overflow_fix": cfg.overflow_fix}
 
 
 def _run_qat(cfg: QuantConfig, src: Checkpoint, spec, out: Path, resume: bool, progress: bool) -> None:
@@ -357,10 +380,12 @@ class QATHooks(DistillHooks):
         calib, self.calib_record = _calibration(self.qcfg, self.src, self.spec, self.progress)
         console.print(f"QAT: initialising NNCF quantizers on {self.calib_record['images']} training images, then {cfg.epochs} epoch(s) of fine-tuning"
                       + (" distilled from the FP32 model" if cfg.teacher else ""))
-        return quantize_model(self.src.build_model(), calib, self.qcfg.signed_activations, self.qcfg.model)
+        return quantize_model(self.src.build_model(), calib, self.qcfg.signed_activations, self.qcfg.model,
+                              self.qcfg.overflow_fix)
 
     def checkpoint_fields(self, model):
-        return {"quantization": quant_record(model, mode="qat", calibration=self.calib_record, source=self.src)}
+        return {"quantization": quant_record(model, mode="qat", calibration=self.calib_record, source=self.src,
+                                             overflow_fix=self.qcfg.overflow_fix)}
 
     # QAT's job is to reproduce its FP32 model in INT8: best.pt is the epoch that agrees with it
     # most on val (ties: the earlier epoch); top-1 is still logged every epoch

@@ -133,3 +133,28 @@ class DistillHooks(TrainHooks):
             return {}
         return {"teacher_sha256": self.teacher_ckpt.sha256, "teacher_model": self.teacher_ckpt.model.name,
                 "teacher_val_top1": self.teacher_ckpt.metrics.get("val_top1")}
+
+
+def distill_config(teacher: str | Path, tck, *, recipe: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                   device: str = "auto", keep_student_shape: bool = True):
+    """The student's TrainConfig: a recipe, or by default the teacher's own options (same dataset, preprocessing and
+    augmentation, so both see identical images) minus what belongs to the teacher; then ``overrides``.
+    Used by ``edge-fgic distill`` and the pipeline."""
+    from .config import TrainConfig, load_recipe
+    names = set(TrainConfig.__dataclass_fields__)
+    if recipe is not None:
+        fields = load_recipe(recipe)
+        source = str(recipe)
+    else:
+        fields = {k: v for k, v in (tck.train_config or {}).items() if k in names}
+        for k in ("pretrained", "attention_head", "teacher", "quantize", "variant", "model_kwargs", "out"):
+            fields.pop(k, None)  # a fresh student: no hub weights, its own block choice
+        fields["model_kwargs"] = {k: v for k, v in dict((tck.train_config or {}).get("model_kwargs") or {}).items()
+                                  if k in ("depths", "dims")} if keep_student_shape else {}
+        source = f"{teacher} (teacher's options)"
+    default_out = Path(teacher).expanduser().parent.with_name(Path(teacher).expanduser().parent.name + "-student")
+    fields.update(overrides or {})
+    fields.setdefault("out", str(default_out))
+    fields["teacher"] = str(teacher)
+    fields["device"] = device
+    return TrainConfig.from_dict(fields, source)

@@ -1,0 +1,82 @@
+"""``edge-fgic doctor``: which backends, converters and accelerators this machine has, and which extra
+(or system package) adds what is missing. Reads the same target table as ``export``."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from typing import Any
+
+from .export.manifest import package_version
+
+# (what, importable module, pip distribution, extra that installs it, what it is for)
+PACKAGES = [
+    ("torch", "torch", "torch", "core", "training, the reference runner"),
+    ("NNCF", "nncf", "nncf", "core", "INT8 PTQ/QAT"),
+    ("onnx", "onnx", "onnx", "core", "ONNX export"),
+    ("onnxslim", "onnxslim", "onnxslim", "core", "ONNX simplification"),
+    ("onnxruntime", "onnxruntime", "onnxruntime", "core", "ONNX runner (round trips, bench)"),
+    ("OpenVINO", "openvino", "openvino", "core", "OpenVINO IR export and runner"),
+    ("litert-torch", "litert_torch", "litert-torch", "tflite", "TFLite conversion"),
+    ("ai-edge-quantizer", "ai_edge_quantizer", "ai-edge-quantizer", "tflite", "TFLite FP16/INT8"),
+    ("LiteRT", "ai_edge_litert", "ai-edge-litert", "tflite", "TFLite runner (what Android runs)"),
+    ("TensorRT", "tensorrt", "tensorrt", "tensorrt", "TensorRT engines (CUDA host; JetPack on Jetson)"),
+]
+
+
+def checks() -> dict[str, Any]:
+    from .export.targets import TARGETS
+    from .runtime.tensorrt_runner import tensorrt_available
+    pkgs = []
+    for what, module, dist, extra, why in PACKAGES:
+        ok = importlib.util.find_spec(module) is not None
+        pkgs.append({"name": what, "ok": ok, "version": package_version(dist) if ok else "", "extra": extra, "for": why})
+    targets = []
+    for t in TARGETS.values():
+        missing = t.missing()
+        note = ""
+        if t.name == "tensorrt":
+            ok, why = tensorrt_available()
+            note = "engines build here" if ok else f"writes the TensorRT ONNX + trtexec command; engine on the device ({why})"
+        targets.append({"name": t.name, "ok": not missing, "missing": missing, "extra": t.extra, "note": note})
+    accel: dict[str, Any] = {}
+    try:
+        import torch
+        accel["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:  # pragma: no cover
+        accel["cuda"] = None
+    accel["tegrastats"] = shutil.which("tegrastats")
+    accel["trtexec"] = shutil.which("trtexec")
+    accel["g++"] = shutil.which("g++") or shutil.which("c++")
+    from .bench.sysinfo import cpu_info
+    cpu = cpu_info()
+    return {"packages": pkgs, "targets": targets, "accelerators": accel, "cpu": cpu}
+
+
+def render(report: dict[str, Any]):
+    from rich import box
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+    pk = Table(box=box.SIMPLE_HEAD, title="packages", title_justify="left")
+    for c in ("", "package", "version", "for", "install"):
+        pk.add_column(c)
+    for p in report["packages"]:
+        pk.add_row("[green]✓[/]" if p["ok"] else "[red]✗[/]", p["name"], p["version"], p["for"],
+                   "" if p["ok"] else escape(f'pip install "edge-fgic[{p["extra"]}]"' if p["extra"] != "core" else "pip install edge-fgic"))
+    tg = Table(box=box.SIMPLE_HEAD, title="export targets", title_justify="left")
+    for c in ("", "target", "note"):
+        tg.add_column(c)
+    for t in report["targets"]:
+        note = t["note"] or ("" if t["ok"] else f'needs {", ".join(t["missing"])}: pip install "edge-fgic[{t["extra"]}]"')
+        tg.add_row("[green]✓[/]" if t["ok"] else "[red]✗[/]", t["name"], escape(note))
+    a, cpu = report["accelerators"], report["cpu"]
+    lines = [
+        f"CPU       {cpu.get('model')} ({cpu.get('logical_cores')} logical cores; {', '.join(cpu.get('isa', [])) or 'no ISA flags read'})",
+        f"CUDA      {a['cuda'] or 'no GPU visible to torch'}",
+        f"Jetson    {'tegrastats at ' + a['tegrastats'] if a['tegrastats'] else 'no tegrastats (not a Jetson): --target jetson unavailable'}",
+        f"trtexec   {a['trtexec'] or 'not on PATH (JetPack: /usr/src/tensorrt/bin)'}",
+        f"C++       {a['g++'] or 'no C++ compiler: NNCF cannot build its CPU extension (apt install g++)'}",
+    ]
+    return Group(pk, tg, *[Text(ln) for ln in lines])
