@@ -35,7 +35,7 @@ DEMO_PIPELINE: dict[str, Any] = {
                 "epochs": 16, "kd_weight": 0.7, "gradcam": 0},
     "qat": {"epochs": 1, "signed": True, "overflow_fix": "enable"},
     "export": {"targets": "all", "precisions": ["fp32", "int8"]},
-    "bench": {"split": "val", "max_drop": 1.0, "runs": 30},
+    "bench": {"split": "val", "max_drop": 2.0, "runs": 30},
 }
 
 

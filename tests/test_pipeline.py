@@ -53,6 +53,8 @@ def test_every_stage_runs_and_records_its_inputs(done):
     names = [r["name"] for r in report["rows"]]
     assert names[0] == "reference: student/best.pt" and "teacher/best.pt" in names and "student-int8.onnx" in names
     assert (out / "bench" / "bench.md").is_file() and res["stages"]["bench"]["passed"]
+    rows = {r["name"]: r for r in report["rows"]}
+    assert rows["teacher/best.pt"]["gated"] is False and rows["student-int8.onnx"]["gated"] is True  # the gate judges exports
 
 
 def test_rerun_skips_unchanged_and_redoes_what_changed(done):

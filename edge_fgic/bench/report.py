@@ -36,6 +36,8 @@ def _cells(r: dict[str, Any]) -> list[str]:
     ok = r.get("status") == "ok"
     lat = r.get("latency_ms") or {}
     status = ("✓" if r.get("passed") else "✗ gate") if ok else f"✗ {r.get('reason', '')}"
+    if ok and r.get("gated") is False and not r.get("reference"):
+        status = "✓ info"  # a checkpoint listed for comparison: not gated
     drop = ("ref" if r.get("reference") else f"{_neg(r['drop']):+.2f} [{_neg(r['drop_ci'][1]):+.2f}, {_neg(r['drop_ci'][0]):+.2f}]") if "drop" in r or r.get("reference") else ""
     return [r["name"], (r.get("runtime") or "").strip(), r.get("precision") or "", status, f"{r.get('size_mb', 0):.2f}",
             f"{r['top1']:.2f}" if "top1" in r else "", drop, f"{r['agreement']:.2f} %" if "agreement" in r else "",
@@ -47,7 +49,7 @@ def markdown(report: dict[str, Any]) -> str:
     cpu = (m.get("cpu") or {})
     lines = [f"# edge-fgic bench — {report['images']} {cfg['split']} images of {cfg['data']}", "",
              f"Reference: `{cfg['reference']}` (PyTorch eager). Target {cfg['target']}, threads {cfg['threads'] or 'default'}, "
-             f"gate: drop ≤ {cfg['max_drop']} pt. Machine: {cpu.get('model', m.get('os', ''))}"
+             f"gate: drop ≤ {cfg['max_drop']} pt for exported artifacts (checkpoints are listed, not gated). Machine: {cpu.get('model', m.get('os', ''))}"
              + (f" ({', '.join(cpu.get('isa', []))})" if cpu.get("isa") else "") + ".", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in report["rows"]:
@@ -166,7 +168,7 @@ def terminal_table(report: dict[str, Any], console_width: int = 200):
     for r in report["rows"]:
         cells = _cells(r)
         cells[1] = cells[1].split(" ")[0]  # runtime name only
-        cells[3] = cells[3] if len(cells[3]) < 12 else "✗ failed"  # the reason is printed below the table
+        cells[3] = cells[3] if r.get("status") == "ok" else "✗ failed"  # the reason is printed below the table
         cells[6] = cells[6].replace(", ", ",") if wide else cells[6].split(" [")[0]
         t.add_row(*[cells[i] for i in keep], style=None if r.get("passed") else "red")
     return t
