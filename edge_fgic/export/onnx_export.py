@@ -82,7 +82,8 @@ def qdq_record(ckpt, summary: dict[str, Any], activations: str) -> dict[str, Any
     return {"scheme": "explicit QuantizeLinear/DequantizeLinear (from NNCF)", "framework": q.get("framework"),
             "mode": q.get("mode"), "weights": q.get("weights"), "activations": activations,
             "per_channel_weights": True, "calibration": q.get("calibration"),
-            "source_int8_checkpoint_val": q.get("val"), "graph": summary}
+            "source_int8_checkpoint_val": q.get("val"),
+            "graph": {k: v for k, v in summary.items() if k != "path"}}  # the build path was a temp folder
 
 
 def export_int8(job: ExportJob, path: Path, *, signed: bool) -> dict[str, Any]:
