@@ -74,7 +74,14 @@ def load_pipeline(path: str | None) -> dict[str, Any]:
     if unknown:
         raise UserError(f"{p}: unknown section(s) {', '.join(sorted(unknown))}; allowed: {', '.join(STAGES)}")
     d.pop("description", None)
-    return {s: dict(d.get(s) or {}) for s in STAGES}
+    sections = {s: dict(d.get(s) or {}) for s in STAGES}
+    for sec in sections.values():  # recipe paths are written from the repo root (train/...): also find them from elsewhere
+        r = sec.get("recipe")
+        if r and not Path(r).is_absolute() and not Path(r).is_file():
+            found = next((c for c in (p.parent / r, p.parent.parent / r) if c.is_file()), None)
+            if found is not None:
+                sec["recipe"] = str(found)
+    return sections
 
 
 def _digest(obj: Any) -> str:

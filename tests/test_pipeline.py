@@ -102,10 +102,13 @@ def test_from_a_stage_that_never_ran_and_bad_configs_are_one_line(tiny_synth, tm
     assert r.exit_code == 2 and "unknown section" in r.output.splitlines()[-1]
 
 
-def test_shipped_pipeline_yaml_is_the_embedded_default_and_a_recipe_means_the_teacher():
+def test_shipped_pipeline_yaml_is_the_embedded_default_and_a_recipe_means_the_teacher(tmp_path, monkeypatch):
     root = Path(__file__).resolve().parents[1]
     assert load_pipeline(str(root / "train" / "pipeline-synthetic.yaml")) == DEMO_PIPELINE
     assert load_pipeline(str(root / "train" / "pipeline-oxford17.yaml"))["teacher"]["recipe"] == "train/oxford17flowers.yaml"
+    monkeypatch.chdir(tmp_path)  # run from elsewhere: the config's recipe paths still resolve
+    assert load_pipeline(str(root / "train" / "pipeline-oxford17.yaml"))["teacher"]["recipe"] == str(root / "train" / "oxford17flowers.yaml")
+    monkeypatch.chdir(root)
     plain = load_pipeline(str(root / "train" / "cub200.yaml"))
     assert plain["teacher"] == {"recipe": str(root / "train" / "cub200.yaml")} and "model_kwargs" not in plain["student"]
     assert yaml.safe_load((root / "train" / "pipeline-synthetic.yaml").read_text())["export"]["targets"] == "all"
