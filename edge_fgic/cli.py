@@ -85,6 +85,7 @@ Pipeline stages:
 [bold]5. quantize[/]  INT8 with NNCF: quantization-aware training (qat) or post-training (ptq)
 [bold]6. export[/]    ONNX / TensorRT / TFLite / OpenVINO artifacts with a manifest, each proved by a round trip
 [bold]7. bench[/]     accuracy drop (paired bootstrap CI, McNemar, per-class drift) and latency of every artifact vs FP32
+[bold]8. predict[/]   classify images with any artifact; [bold]camera[/]: live Jetson CSI / USB camera, video file or stream
 [bold]pipeline[/]     all of it in one resumable command (teacher, student, QAT, export, bench); [bold]doctor[/]: what this machine can run
 
 Datasets are given as [bold]--data KIND=PATH[/] (a plain PATH means an ImageFolder tree); run [bold]edge-fgic datasets[/] for the kinds.
@@ -558,6 +559,103 @@ def bench_cmd(
         console.print(Text(f"  {name:<11} {path}"), soft_wrap=True)
     if not report["passed"]:
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- predict and camera
+
+
+@app.command("predict")
+def predict_cmd(
+    model: Annotated[Path, typer.Option("--model", "-m", metavar="ARTIFACT", help="An exported artifact (.onnx .xml .tflite .engine) or a checkpoint (.pt).", show_default=False)],
+    sources: Annotated[list[str], typer.Argument(metavar="IMAGES...", help="Image files, folders (searched recursively) or glob patterns.", show_default=False)],
+    topk: Annotated[int, typer.Option("--topk", "-k", min=1, help="Classes to report per image.")] = 5,
+    batch: Annotated[int, typer.Option(min=1, help="Images per runner call (artifacts with a fixed batch are split).")] = 8,
+    threads: Annotated[int, typer.Option(min=0, help="Runtime threads (0 = the runtime's default).")] = 0,
+    device: Annotated[str, typer.Option("--device", help="cpu, or cuda for TensorRT engines and .pt checkpoints.")] = "cpu",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write every prediction to a .jsonl or .csv file.", show_default=False)] = None,
+    skip_bad_images: SkipBadImagesOption = False,
+    show: Annotated[int, typer.Option("--show", min=0, help="Print at most this many images' predictions (0 = none, only the summary).")] = 20,
+) -> None:
+    """Classify images with any artifact or checkpoint, preprocessed as its manifest says (the same runner bench measures).
+
+    Images inside folders named after classes (an ImageFolder split) count as labelled: top-1 and top-k accuracy are printed too.
+    """
+    from .predict import PredictConfig, predict
+
+    res = predict(PredictConfig(model=str(model), sources=sources, topk=topk, batch=batch, threads=threads or None,
+                                device=device, out=str(out) if out else None, skip_bad_images=skip_bad_images))
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for col in ("image", "prediction", "prob", "next"):
+        table.add_column(col, overflow="fold")
+    for r in res.rows[:show]:
+        mark = "" if "correct" not in r else (" [green]✓[/]" if r["correct"] else f" [red]✗ {r['true']}[/]")
+        rest = ", ".join(f"{t['label']} {100 * t['prob']:.1f}%" for t in r["topk"][1:3])
+        table.add_row(Path(r["file"]).name, f"{r['label']}{mark}", f"{100 * r['prob']:.1f}%", rest)
+    if show:
+        console.print(table)
+    if len(res.rows) > show > 0:
+        console.print(f"... {len(res.rows) - show} more")
+    console.print(Text(f"{len(res.rows)} images, {res.classifier}, {res.ms_per_image:.2f} ms per image in the runtime"), soft_wrap=True)
+    if res.accuracy:
+        a = res.accuracy
+        topk_acc = a["top%d" % a["k"]]
+        console.print(Text(f"labelled by folder: {a['images']} images, top-1 {a['top1']:.2f} %, top-{a['k']} {topk_acc:.2f} %"))
+    for s in res.skipped:
+        console.print(Text(f"skipped {s}", style="yellow"), soft_wrap=True)
+    if res.out:
+        console.print(Text.assemble(("predictions  ", "bold"), str(res.out)), soft_wrap=True)
+
+
+@app.command("camera")
+def camera_cmd(
+    model: Annotated[Path, typer.Option("--model", "-m", metavar="ARTIFACT", help="An exported artifact (.engine on a Jetson, .onnx/.xml/.tflite on a CPU) or a .pt checkpoint.", show_default=False)],
+    source: Annotated[str, typer.Option("--source", "-s", help="csi[:N] (Jetson CSI camera), usb[:N] or N (webcam), a video file, an rtsp:// URL, or an image folder/glob.")] = "usb:0",
+    topk: Annotated[int, typer.Option("--topk", "-k", min=1, help="Classes shown per frame.")] = 3,
+    every: Annotated[int, typer.Option("--every", min=1, help="Classify every Nth frame (the overlay keeps the last result).")] = 1,
+    smooth: Annotated[Optional[float], typer.Option("--smooth", help="Weight of the previous frames' probabilities (0 = none; default 0.6 for cameras, 0 for files).", show_default=False)] = None,
+    show: Annotated[bool, typer.Option("--show", help="Open a window with the annotated frames (needs a display; q or Esc quits).")] = False,
+    save: Annotated[Optional[Path], typer.Option("--save", help="Write the annotated frames to a video (.mp4 or .avi).", show_default=False)] = None,
+    jsonl: Annotated[Optional[str], typer.Option("--jsonl", help="Write one JSON object per classified frame to this file (- = stdout).", show_default=False)] = None,
+    max_frames: Annotated[int, typer.Option("--max-frames", min=0, help="Stop after this many frames (0 = until the source ends or Ctrl-C).")] = 0,
+    threads: Annotated[int, typer.Option(min=0, help="Runtime threads (0 = the runtime's default).")] = 0,
+    device: Annotated[str, typer.Option("--device", help="cpu, or cuda for TensorRT engines and .pt checkpoints.")] = "cpu",
+    width: Annotated[int, typer.Option(help="Camera capture width.")] = 1280,
+    height: Annotated[int, typer.Option(help="Camera capture height.")] = 720,
+    fps: Annotated[int, typer.Option(help="Camera capture frame rate.")] = 30,
+    flip: Annotated[int, typer.Option(min=0, max=7, help="CSI only: nvvidconv flip-method (0 none, 2 rotate 180 ...).")] = 0,
+) -> None:
+    """Live classification from a Jetson CSI camera, a USB webcam, a video file or a stream, with an overlay and/or JSON lines.
+
+    Ctrl-C stops cleanly: the video and JSON lines are finalised and the summary (frames, FPS, model latency) printed.
+    """
+    from .camera import CameraConfig, run_camera
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    status = {"last": 0.0}
+
+    def on_frame(summary, lines, fps) -> None:  # a live status line on the terminal (stderr: stdout may carry JSON lines)
+        import time as _time
+        now = _time.perf_counter()
+        if err.is_terminal and now - status["last"] > 0.25:
+            status["last"] = now
+            err.print(f"\r{summary.frames:>6} frames  {fps:5.1f} fps  {lines[0] if lines else ''}".ljust(70), end="")
+
+    summary = run_camera(CameraConfig(model=str(model), source=source, topk=topk, threads=threads or None, device=device,
+                                      every=every, smooth=smooth, show=show, save=str(save) if save else None,
+                                      jsonl=jsonl, max_frames=max_frames, width=width, height=height, fps=fps, flip=flip),
+                         on_frame=on_frame)
+    if err.is_terminal:
+        err.print()
+    s = summary.stats()
+    out = err if jsonl == "-" else console
+    p50 = f"{s['model_ms_p50']:.2f}" if s["model_ms_p50"] is not None else "-"
+    out.print(Text(f"{s['frames']} frames in {s['seconds']:.1f} s ({s['fps'] or 0:.1f} fps end to end), "
+                   f"{s['classified']} classified, model p50 {p50} ms, {summary.model}"
+                   + ("  (stopped by Ctrl-C)" if s["interrupted"] else "")), soft_wrap=True)
+    if s["labels"]:
+        out.print(Text("labels: " + ", ".join(f"{k} ×{v}" for k, v in list(s["labels"].items())[:5])), soft_wrap=True)
+    for name, path in s["files"].items():
+        out.print(Text.assemble((f"{name:<6} ", "bold"), path), soft_wrap=True)
 
 
 # ---------------------------------------------------------------- pipeline and doctor

@@ -21,7 +21,20 @@ PACKAGES = [
     ("ai-edge-quantizer", "ai_edge_quantizer", "ai-edge-quantizer", "tflite", "TFLite FP16/INT8"),
     ("LiteRT", "ai_edge_litert", "ai-edge-litert", "tflite", "TFLite runner (what Android runs)"),
     ("TensorRT", "tensorrt", "tensorrt", "tensorrt", "TensorRT engines (CUDA host; JetPack on Jetson)"),
+    ("OpenCV", "cv2", "", "camera", "camera: webcams, video files, streams (JetPack's for CSI)"),
 ]
+
+
+def camera_info() -> dict[str, Any]:
+    """OpenCV's build (GStreamer = Jetson CSI cameras, a GUI = --show) and the V4L2 devices present."""
+    import glob
+    info: dict[str, Any] = {"devices": sorted(glob.glob("/dev/video*"))}
+    try:
+        import cv2
+    except ImportError:
+        return {**info, "opencv": None}
+    from .camera import _build_has
+    return {**info, "opencv": cv2.__version__, "gstreamer": _build_has(cv2, "GStreamer"), "gui": _build_has(cv2, "GUI")}
 
 
 def checks() -> dict[str, Any]:
@@ -30,7 +43,8 @@ def checks() -> dict[str, Any]:
     pkgs = []
     for what, module, dist, extra, why in PACKAGES:
         ok = importlib.util.find_spec(module) is not None
-        pkgs.append({"name": what, "ok": ok, "version": package_version(dist) if ok else "", "extra": extra, "for": why})
+        version = (package_version(dist) if dist else _module_version(module)) if ok else ""
+        pkgs.append({"name": what, "ok": ok, "version": version, "extra": extra, "for": why})
     targets = []
     for t in TARGETS.values():
         missing = t.missing()
@@ -50,7 +64,15 @@ def checks() -> dict[str, Any]:
     accel["g++"] = shutil.which("g++") or shutil.which("c++")
     from .bench.sysinfo import cpu_info
     cpu = cpu_info()
-    return {"packages": pkgs, "targets": targets, "accelerators": accel, "cpu": cpu}
+    return {"packages": pkgs, "targets": targets, "accelerators": accel, "cpu": cpu, "camera": camera_info()}
+
+
+def _module_version(module: str) -> str:
+    """Version of a module whose distribution name varies (OpenCV: opencv-python, -headless, or JetPack's)."""
+    try:
+        return str(getattr(importlib.import_module(module), "__version__", ""))
+    except ImportError:
+        return ""
 
 
 def render(report: dict[str, Any]):
@@ -78,5 +100,15 @@ def render(report: dict[str, Any]):
         f"Jetson    {'tegrastats at ' + a['tegrastats'] if a['tegrastats'] else 'no tegrastats (not a Jetson): --target jetson unavailable'}",
         f"trtexec   {a['trtexec'] or 'not on PATH (JetPack: /usr/src/tensorrt/bin)'}",
         f"C++       {a['g++'] or 'no C++ compiler: NNCF cannot build its CPU extension (apt install g++)'}",
+        f"camera    {_camera_line(report['camera'])}",
     ]
     return Group(pk, tg, *[Text(ln) for ln in lines])
+
+
+def _camera_line(c: dict[str, Any]) -> str:
+    devices = ", ".join(c["devices"]) or "no /dev/video* device"
+    if not c.get("opencv"):
+        return f"no OpenCV: pip install \"edge-fgic[camera]\" ({devices})"
+    csi = "CSI cameras (GStreamer) yes" if c["gstreamer"] else "no GStreamer: no CSI cameras (use JetPack's OpenCV)"
+    gui = "--show yes" if c["gui"] else "no GUI: --save/--jsonl instead of --show"
+    return f"OpenCV {c['opencv']}; {csi}; {gui}; {devices}"

@@ -117,5 +117,10 @@ def test_shipped_pipeline_yaml_is_the_embedded_default_and_a_recipe_means_the_te
 def test_doctor_lists_targets_and_backends():
     r = runner.invoke(app, ["doctor"])
     assert r.exit_code == 0, r.output
-    for word in ["onnxruntime", "OpenVINO", "LiteRT", "TensorRT", "tensorrt", "tflite", "CPU", "CUDA"]:
+    for word in ["onnxruntime", "OpenVINO", "LiteRT", "TensorRT", "tensorrt", "tflite", "CPU", "CUDA", "camera"]:
         assert word in r.output
+    from edge_fgic.doctor import checks
+    cam = checks()["camera"]
+    import cv2
+    assert cam["opencv"] == cv2.__version__ and cam["gstreamer"] is any(
+        ln.strip().startswith("GStreamer:") and "YES" in ln for ln in cv2.getBuildInformation().splitlines())
