@@ -82,11 +82,13 @@ def test_report_files_exist_and_parse(bench_run):
 def test_gate_flips_the_exit_code(exports, tmp_path):
     args = ["bench", str(exports / "m-fp32.onnx"), "--runs", "10", "--out", str(tmp_path / "a")]
     assert runner.invoke(app, [*args, "--rounds", "2"]).exit_code == 0
+    assert "**Verdict: pass.** All 1 exported artifacts ran" in (tmp_path / "a" / "bench.md").read_text()
     rows = json.loads((tmp_path / "a" / "bench.json").read_text())["rows"]
     assert all(r["rounds"] == 2 and r["latency_ms"]["runs"] == len(r["latency_samples_ms"]) >= 20 for r in rows)  # pooled
     # a negative allowance: even a zero drop breaks it
     r = runner.invoke(app, [*args[:-2], "--max-drop", "-1", "--out", str(tmp_path / "b")])
-    assert r.exit_code == 1 and "✗ gate" in (tmp_path / "b" / "bench.md").read_text()
+    md = (tmp_path / "b" / "bench.md").read_text()
+    assert r.exit_code == 1 and "✗ gate" in md and "**Verdict: FAIL.** 1 of 2 rows: m-fp32.onnx (drop 0.00 pt)." in md
 
 
 def test_bad_input_is_one_line(exports, tmp_path, tiny_synth, imagefolder):

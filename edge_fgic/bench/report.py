@@ -44,6 +44,19 @@ def _cells(r: dict[str, Any]) -> list[str]:
             f"{lat['p50']:.2f}" if lat else "", f"{lat['p90']:.2f}" if lat else "", f"{r['fps_batch1']:.0f}" if ok else ""]
 
 
+def verdict(report: dict[str, Any]) -> str:
+    """One line: did every gated artifact run and stay within the gate, and if not, which did not and why."""
+    cfg = report["config"]
+    gated = [r for r in report["rows"] if r.get("gated")]
+    bad = [r for r in report["rows"] if not r.get("passed")]
+    if not bad:
+        return (f"**Verdict: pass.** All {len(gated)} exported artifacts ran and lost at most {cfg['max_drop']} pt of top-1 "
+                f"against the reference.")
+    why = [f"{r['name']} ({'drop %.2f pt' % r['drop'] if r.get('status') == 'ok' and r.get('drop') is not None else r.get('reason') or 'failed'})"
+           for r in bad]
+    return f"**Verdict: FAIL.** {len(bad)} of {len(report['rows'])} rows: " + "; ".join(why) + "."
+
+
 def markdown(report: dict[str, Any]) -> str:
     cfg, m = report["config"], report.get("machine") or {}
     cpu = (m.get("cpu") or {})
@@ -51,6 +64,7 @@ def markdown(report: dict[str, Any]) -> str:
              f"Reference: `{cfg['reference']}` (PyTorch eager). Target {cfg['target']}, threads {cfg['threads'] or 'default'}, "
              f"gate: drop ≤ {cfg['max_drop']} pt for exported artifacts (checkpoints are listed, not gated). Machine: {cpu.get('model', m.get('os', ''))}"
              + (f" ({', '.join(cpu.get('isa', []))})" if cpu.get("isa") else "") + ".", "",
+             verdict(report), "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in report["rows"]:
         lines.append("| " + " | ".join(c.replace("|", "/") for c in _cells(r)) + " |")

@@ -329,6 +329,9 @@ def _run_qat(cfg: QuantConfig, src: Checkpoint, spec, out: Path, resume: bool, p
         weight_decay=0.0,  # quantizer scales are parameters too: no decay on a short fine-tune
         ema=False, patience=0, compile=False, pretrained="", device=cfg.device, seed=cfg.seed, gradcam=0,
         channels_last=False,  # NNCF's fake-quant backward is 2.8x slower on NHWC tensors (1.62 vs 0.57 s/batch here)
+        # fake quantization in float32: under bf16 autocast the quantizers round bf16 activations and QAT learns
+        # for that grid, not for the int8 runtimes (Oxford 17 on an H100: benchmarks/pipeline.md)
+        amp="off",
         teacher=cfg.model if cfg.distill else "", kd_weight=cfg.kd_weight, kd_temperature=cfg.kd_temperature, feature_kd=0.0,
         skip_bad_images=cfg.skip_bad_images,
         quantize={"mode": "qat", "source": str(cfg.model), "source_sha256": src.sha256, **_qopts(cfg)},
