@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= runs/demo
 
-.PHONY: demo test env clean-demo
+.PHONY: demo test env clean-demo android-jvm
 
 env: $(STAMP)
 
@@ -21,8 +21,18 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/edge-fgic pipeline --out $(DEMO)
 
-test: $(STAMP)
+test: $(STAMP) android-jvm
 	$(BIN)/python -m pytest -q
+
+# The Android demo's pure logic is tested on the JVM with Debian's kotlin + junit4 (tests/test_android_demo.py);
+# as root (CI) they are installed here, otherwise those tests skip and say what to install.
+android-jvm:
+	@if command -v kotlinc >/dev/null && [ -f /usr/share/java/junit4.jar ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing kotlin + junit4 (Debian) for the Android demo's JVM tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kotlin junit4 >/dev/null) \
+			|| echo "note: could not install kotlin/junit4; the Android demo's JVM tests will be skipped"; \
+	else echo "note: kotlinc or junit4 missing (apt-get install kotlin junit4); the Android demo's JVM tests will be skipped"; fi
 
 clean-demo:
 	rm -rf $(DEMO) datasets/synthetic_fg

@@ -123,6 +123,7 @@ def test_export_matrix_round_trips(target, precision, source, tiny_bnrelu_run, p
         assert q["tensorrt_rule_violations"] == 0
     if target == "tflite" and precision == "int8":
         assert side["input"]["dtype"] == "int8" and q["io"]["input"]["dtype"] == "int8"
+        assert side["output"]["dtype"] == q["io"]["output"]["dtype"] == "int8"  # what the Android app dequantizes
     if target == "onnx" and precision == "int8":
         assert side["quantization"]["graph"]["ops"].get("QuantizeLinear", 0) > 0
     assert not [n for n in _visible(tmp_path) if n.startswith(".")]
@@ -223,3 +224,10 @@ def test_shipped_profiles_load_and_shape_the_trtexec_command(tmp_path):
         p = tmp_path / "x.yaml"
         p.write_text("device: x86-cpu\nworkspace: 3\n")
         load_profile(str(p))
+
+
+def test_manifest_json_is_strict():
+    """NaN/inf become null: Android's org.json (and other strict readers) reject Python's NaN tokens."""
+    from edge_fgic.export.manifest import dumps
+    text = dumps({"round_trip": {"max_rel_diff": float("nan"), "x": [float("inf"), 1.5]}})
+    assert json.loads(text) == {"round_trip": {"max_rel_diff": None, "x": [None, 1.5]}} and "NaN" not in text

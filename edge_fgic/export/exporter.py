@@ -18,9 +18,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import NotApplicable, UserError
-from ..fileio import sha256_file, write_json
+from ..fileio import sha256_file, write_text
 from ..progress import console
-from .manifest import build_manifest, package_version, sidecar_path
+from .manifest import build_manifest, dumps, package_version, sidecar_path
 from .targets import PRECISIONS, TARGETS, Target, get_target
 
 # Round-trip gates per precision: agreement of top-1 predictions with the source model (%), and the
@@ -320,7 +320,7 @@ def _export_one(cfg: ExportConfig, ckpt, target: Target, precision: str, out: Pa
             final = out / built.artifact.name
             files = [*built.files, built.artifact]
             side = {"sha256": {f.name: sha256_file(f) for f in files}, "size_bytes": sum(f.stat().st_size for f in files)}
-            write_json(sidecar_path(final), {**manifest, "files": side})
+            write_text(sidecar_path(final), dumps({**manifest, "files": side}) + "\n")
             for f in [*built.extras, *built.files, built.artifact]:   # entry point last
                 (out / f.name).unlink(missing_ok=True)
                 f.replace(out / f.name)

@@ -53,7 +53,9 @@ def build_manifest(ckpt, *, target: str, precision: str, file: str, layout: str,
             "interpolation": pre.interpolation, "crop_pct": pre.crop_pct, "resize_size": pre.resize_size,
             "input_size": pre.input_size,
         },
-        "output": {"name": "logits", "kind": "logits (apply softmax for probabilities)", "dtype": "float32"},
+        # int8 outputs (TFLite full-integer) carry their scale/zero-point in quantization.io.output
+        "output": {"name": "logits", "kind": "logits (apply softmax for probabilities)",
+                   "dtype": (((quantization or {}).get("io") or {}).get("output") or {}).get("dtype", "float32")},
         "quantization": quantization,
         "source": {"checkpoint": str(ckpt.path), "sha256": ckpt.sha256, "data": (ckpt.train_config or {}).get("data"),
                    "val_top1": src_metrics.get("val_top1"), "test_top1": src_metrics.get("test_top1")},
@@ -63,8 +65,21 @@ def build_manifest(ckpt, *, target: str, precision: str, file: str, layout: str,
     }
 
 
-def dumps(manifest: dict[str, Any]) -> str:
-    return json.dumps(manifest, indent=2, default=str)
+def _finite(obj: Any) -> Any:
+    """NaN/inf (e.g. a round-trip figure of an empty check) become null: strict JSON readers such as
+    Android's org.json reject Python's NaN/Infinity tokens."""
+    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def dumps(manifest: dict[str, Any], indent: int | None = 2) -> str:
+    """Strict JSON (no NaN/Infinity) of a manifest: the sidecar (indented) and every embedded copy (compact)."""
+    return json.dumps(_finite(manifest), indent=indent, default=str, allow_nan=False)
 
 
 def read_manifest(artifact: str | Path) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..errors import UserError
 from .exporter import Built, ExportJob, converter_versions
-from .manifest import MANIFEST_KEY
+from .manifest import MANIFEST_KEY, dumps
 
 
 def outputs(stem: str, precision: str) -> list[str]:
@@ -64,7 +64,7 @@ def embed_onnx(path: Path, manifest: dict[str, Any]) -> None:
     """Write the manifest (and a few flat keys other tools show) into ``metadata_props``."""
     import onnx
     m = onnx.load(str(path))
-    props = {MANIFEST_KEY: json.dumps(manifest, default=str), "classes": json.dumps(manifest["classes"]),
+    props = {MANIFEST_KEY: dumps(manifest, indent=None), "classes": json.dumps(manifest["classes"]),
              "input_size": str(manifest["input"]["input_size"]), "mean": json.dumps(manifest["input"]["mean"]),
              "std": json.dumps(manifest["input"]["std"]), "precision": manifest["artifact"]["precision"],
              "author": "edge-fgic"}

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from .exporter import Built, ExportJob, converter_versions
-from .manifest import MANIFEST_KEY
+from .manifest import MANIFEST_KEY, dumps
 
 
 def outputs(stem: str, precision: str) -> list[str]:
@@ -53,7 +53,7 @@ def embed_openvino(xml: Path, manifest: dict[str, Any]) -> None:
     import openvino as ov
     core = ov.Core()
     model = core.read_model(str(xml))
-    model.set_rt_info(json.dumps(manifest, default=str), [MANIFEST_KEY])
+    model.set_rt_info(dumps(manifest, indent=None), [MANIFEST_KEY])
     model.set_rt_info(json.dumps(manifest["classes"]), ["edge_fgic_classes"])
     tmp = xml.with_name(xml.stem + ".meta.xml")
     ov.save_model(model, str(tmp), compress_to_fp16=False)

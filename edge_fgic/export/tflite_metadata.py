@@ -29,6 +29,8 @@ import flatbuffers.util
 import numpy as np
 from ai_edge_litert import schema_py_generated as _tfl
 
+from .manifest import dumps
+
 MANIFEST_KEY = "edge_fgic_manifest"  # our own Model.metadata entry: UTF-8 JSON bytes
 TFLITE_METADATA_KEY = "TFLITE_METADATA"  # the standard entry tflite-support reads
 LABEL_FILE = "labels.txt"
@@ -227,7 +229,7 @@ def embed_metadata(model: bytes, *, manifest: dict, classes: list[str], input_si
         input_size=input_size, mean255=mean255, std255=std255, stats=stats)
 
     m.buffers = [_AlignedBufferT.of(b) for b in m.buffers or []]
-    _set_entry(m, MANIFEST_KEY, json.dumps(manifest).encode("utf-8"))
+    _set_entry(m, MANIFEST_KEY, dumps(manifest, indent=None).encode("utf-8"))
     _set_entry(m, TFLITE_METADATA_KEY, meta)
     b = flatbuffers.Builder(len(model) + len(meta) + 4096)
     b.Finish(m.Pack(b), file_identifier=_TFLITE_ID)
