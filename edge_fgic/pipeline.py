@@ -231,8 +231,7 @@ def _export(sections, cfg: PipelineConfig, out: Path, progress: bool) -> dict[st
     from .export.exporter import ExportConfig, export
     sec = dict(sections["export"])
     folder = out / "export"
-    if folder.exists():
-        shutil.rmtree(folder)  # a fresh set: no artifact of an older student may survive next to the new ones
+    _clear(folder)  # a fresh set: no artifact of an older student may survive next to the new ones
     results = []
     for precision in sec.pop("precisions", ["fp32", "int8"]):
         model = out / ("qat" if precision == "int8" else "student") / "best.pt"
@@ -255,9 +254,18 @@ def _export(sections, cfg: PipelineConfig, out: Path, progress: bool) -> dict[st
     return {"artifacts": rows, "failed": [r for r in rows if r["status"] == "failed"]}
 
 
+def _clear(folder: Path) -> None:
+    """Empty a stage folder but for its own record (``stage.json`` says 'running': what a rerun after an
+    interruption reads), including the hidden temp folders a killed export or bench leaves behind."""
+    for p in (folder.iterdir() if folder.exists() else []):
+        if p.name != "stage.json":
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
 def _bench(sections, cfg: PipelineConfig, out: Path, progress: bool) -> dict[str, Any]:
     from .bench.harness import BenchConfig, run_bench
     sec = dict(sections["bench"])
+    _clear(out / "bench")  # a SIGKILLed run's worker folder (.bench-*) must not outlive it
     bcfg = BenchConfig(artifacts=[str(out / "teacher" / "best.pt"), str(out / "export")],
                        reference=str(out / "student" / "best.pt"), data=cfg.data, out=str(out / "bench"))
     for k, v in sec.items():

@@ -93,6 +93,38 @@ def test_interrupted_training_stage_resumes_from_its_checkpoint(tiny_synth, tmp_
     assert epochs == [1, 2]  # epoch 1 kept, only epoch 2 redone
 
 
+def test_interrupted_export_keeps_its_record_and_leaves_no_artifact(done, tmp_path, monkeypatch):
+    """Ctrl-C in the export stage (after the first precision): the old artifacts are gone, the record says
+    'running', no half set survives; the rerun redoes the export and the bench after it."""
+    import shutil
+
+    import edge_fgic.export.exporter as exporter
+    src, sections, _ = done
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    real, calls = exporter.export, []
+
+    def interrupting(cfg, **kw):
+        calls.append(cfg.precision)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(cfg, **kw)
+    monkeypatch.setattr(exporter, "export", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(PipelineConfig(out=str(out), sections=sections, from_stage="export", force=True), progress=False)
+    assert json.loads((out / "export" / "stage.json").read_text())["status"] == "running"
+    assert not (out / "export" / "student-int8.onnx").exists() and not [p for p in (out / "export").iterdir() if p.name.startswith(".")]
+    monkeypatch.setattr(exporter, "export", real)
+    run_pipeline(PipelineConfig(out=str(out), sections=sections), progress=False)
+    recs = _records(out)
+    assert recs["export"]["status"] == recs["bench"]["status"] == "done" and (out / "export" / "student-int8.onnx").is_file()
+    assert recs["teacher"] == _records(src)["teacher"]  # training stages untouched
+    # a SIGKILLed bench leaves its hidden worker folder; the next bench run clears it
+    (out / "bench" / ".bench-killed").mkdir()
+    run_pipeline(PipelineConfig(out=str(out), sections=sections, from_stage="bench", force=True), progress=False)
+    assert not [p.name for p in (out / "bench").iterdir() if p.name.startswith(".")]
+
+
 def test_from_a_stage_that_never_ran_and_bad_configs_are_one_line(tiny_synth, tmp_path):
     with pytest.raises(UserError, match="has not run yet"):
         run_pipeline(PipelineConfig(out=str(tmp_path / "r"), sections=tiny_sections("x"), from_stage="qat"), progress=False)

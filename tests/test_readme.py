@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import time
 from pathlib import Path
 
 import click
@@ -168,7 +169,7 @@ def test_readme_commands_run_on_the_demo_outputs(demo_dir, monkeypatch, capsys):
     from edge_fgic import pipeline
     monkeypatch.chdir(demo_dir)
     monkeypatch.setattr(pipeline, "DEMO_PIPELINE", readme_sections())  # the embedded default, at test size
-    ran, skipped = [], []
+    ran, skipped, seconds = [], [], {}
     for cmd in readme_commands():
         why = why_not_here(cmd)
         args = cli_args(cmd)
@@ -180,13 +181,17 @@ def test_readme_commands_run_on_the_demo_outputs(demo_dir, monkeypatch, capsys):
             shutil.copyfile(src, dst)
             ran.append(cmd)
             continue
+        t0 = time.perf_counter()
         r = runner.invoke(app, args)
+        seconds[cmd] = time.perf_counter() - t0
         ok = r.exit_code == 0 or (r.exit_code == 1 and _only_the_gate_said_no(cmd, r.output, demo_dir))
         assert ok and "Traceback" not in r.output, \
             f"README: `{cmd}` failed with exit {r.exit_code}:\n{r.output[-3000:]}\n{r.exception!r}"
         ran.append(cmd)
     with capsys.disabled():
         print(f"\nREADME: ran {len(ran)} commands, parsed only {len(skipped)}:")
+        for cmd in ran:
+            print(f"  ran ({seconds.get(cmd, 0):5.1f} s): {cmd}")
         for cmd, why in skipped:
             print(f"  parsed only ({why}): {cmd}")
     assert len(ran) >= 15, ran
