@@ -338,8 +338,8 @@ def run_camera(cfg: CameraConfig, *, on_frame=None) -> CameraSummary:
             if ok and summary.frames > 0:
                 summary.files["video"] = str(sink.path)
         if jsonl:
-            jsonl.close(keep=ok)
-            if ok and not jsonl.stdout:
+            jsonl.close(keep=ok and summary.frames > 0)  # no empty file beside a "no frames" error
+            if ok and summary.frames > 0 and not jsonl.stdout:
                 summary.files["jsonl"] = str(jsonl.path)
         if cfg.show:
             try:
