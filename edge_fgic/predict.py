@@ -51,7 +51,8 @@ class Classifier:
         self._transform = eval_transform(self.preprocess)
         art = m.get("artifact") or {}
         self.precision = art.get("precision", "?")
-        self.describe = f"{self.path.name} ({self.runner.describe()}, {self.precision})"
+        # what the runtime reports it runs (precision, threads, XNNPACK delegation), never its default
+        self.describe = f"{self.path.name} ({self.runner.describe()}, {self.precision}; ran {self.runner.execution_label()})"
 
     def to_input(self, images: Sequence[Image.Image]) -> np.ndarray:
         return np.stack([self._transform(im).numpy() for im in images]).astype(np.float32)

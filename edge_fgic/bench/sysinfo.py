@@ -18,7 +18,7 @@ from pathlib import Path
 
 # x86 flags (Linux /proc/cpuinfo names) that decide which GEMM kernels the runtimes can use.
 X86_ISA = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-           "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+           "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "amx_fp16")
 # aarch64 `Features` names: asimddp = SDOT/UDOT ("dotprod"), asimdhp/fphp = FP16 arithmetic.
 ARM_ISA = ("asimd", "asimddp", "asimdhp", "fphp", "i8mm", "bf16", "sve", "sve2")
 # MIDR part numbers of implementer 0x41 (Arm Ltd), as in Linux arch/arm64/include/asm/cputype.h,
@@ -100,6 +100,27 @@ def _sysfs_physical_cores() -> int | None:
         except OSError:
             continue
     return len(seen) or None
+
+
+def cpu_flags() -> set[str]:
+    """Every ISA flag this CPU reports (x86 ``flags`` / aarch64 ``Features``); empty where unknown."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def low_precision_note() -> str:
+    """The CPU features that make runtimes pick bf16/fp16 arithmetic by default (OpenVINO: AVX-512 BF16
+    or AMX on x86, fp16 arithmetic on ARM), for a message about a precision nobody asked for."""
+    flags = cpu_flags()
+    have = [f for f in ("avx512_bf16", "amx_bf16", "avx512_fp16", "amx_fp16", "fphp", "asimdhp", "bf16") if f in flags]
+    return f"this CPU has {', '.join(have)}" if have else "this CPU reports no bf16/fp16 arithmetic"
 
 
 def cpu_info() -> dict:

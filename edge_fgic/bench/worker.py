@@ -50,7 +50,7 @@ def measure(spec: dict) -> dict:
     t0 = time.perf_counter()
     try:
         runner = open_runner(spec["artifact"], spec.get("manifest"), threads=spec.get("threads") or None,
-                             device=spec.get("device", "cpu"))
+                             device=spec.get("device", "cpu"), precision=spec.get("precision") or "auto")
     except UserError as exc:
         return {**result, "status": "failed", "reason": str(exc)}
     result["load_ms"] = 1000 * (time.perf_counter() - t0)
@@ -111,7 +111,9 @@ def measure(spec: dict) -> dict:
     result["batch"] = b
     result["fps_batch"] = b * reps / (time.perf_counter() - t)
     result["batched_natively"] = runner.batch is None
-    result["threads"] = spec.get("threads") or 0
+    result["threads"] = runner.threads
+    # what the runtime reports it ran (read back after timing: the read-back may compile a probe)
+    result["execution"] = runner.execution
     result["rss_before_mb"] = rss0
     peak = _status_mb("VmHWM")
     result["peak_rss_mb"] = peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

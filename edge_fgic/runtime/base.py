@@ -1,8 +1,18 @@
-"""The runner interface and the lookup from an artifact to its runner."""
+"""The runner interface and the lookup from an artifact to its runner.
+
+Every runner asks its runtime *explicitly* for the execution it wants and reads back what the
+runtime actually compiled (:attr:`Runner.execution`): runtimes change their defaults with the CPU
+(OpenVINO computes in bf16 on CPUs with AVX-512 BF16/AMX and in fp16 on ARM cores that have it;
+LiteRT hands the graph to XNNPACK; thread pools size themselves to the machine), so nothing here is
+left to a default. The rule (``precision="auto"``): FP32 artifacts run in f32, INT8 artifacts with
+their float parts in f32, FP16 artifacts with fp16 weights and, on a CPU, f32 arithmetic. bf16/f16
+arithmetic on a CPU only when asked for (``precision="bf16"``), and then labelled as such.
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +31,28 @@ class Runner:
 
     backend = ""      # "onnxruntime", "openvino", ...
     extra = ""        # the pip extra that installs the backend
+    # arithmetic precisions this runtime can be asked for on top of the artifact's own ("auto")
+    compute_precisions: tuple[str, ...] = ("f32",)
 
     def __init__(self, path: str | Path, manifest: dict[str, Any] | None = None, *, threads: int | None = None,
-                 device: str = "cpu"):
+                 device: str = "cpu", precision: str = "auto"):
         from ..export.manifest import read_manifest
         self.path = Path(path)
         if not self.path.exists():
             raise UserError(f"{self.path}: no such artifact")
         self.manifest = manifest if manifest is not None else read_manifest(self.path)
-        self.threads = threads
+        # threads are always explicit: a runtime's own default follows the machine (ORT: physical cores,
+        # OpenVINO: all cores, LiteRT: one) and would make the same command mean different things
+        self.threads = int(threads) if threads else default_threads()
         self.device = device
+        if precision != "auto" and precision not in self.compute_precisions:
+            raise UserError(f"{self.path}: {self.backend} cannot be asked to compute in {precision} "
+                            f"(it offers: auto, {', '.join(self.compute_precisions)})")
+        self.precision = precision
         self.batch: int | None = None   # fixed batch size of the artifact; None = dynamic
+        # what was asked of the runtime and what it reports it did (filled by _load / _read_back)
+        self.requested: dict[str, Any] = {}
+        self.effective: dict[str, Any] = {}
         self._load()
 
     # -- subclass API
@@ -45,7 +66,40 @@ class Runner:
     def version(cls) -> str:
         return ""
 
+    def _read_back(self) -> dict[str, Any]:
+        """What the runtime reports it actually compiled and will run (subclasses extend)."""
+        return {}
+
     # -- shared
+    @property
+    def artifact_precision(self) -> str:
+        """The precision the artifact was exported at (fp32 / fp16 / int8), from its manifest."""
+        return str(((self.manifest or {}).get("artifact") or {}).get("precision") or "fp32")
+
+    @property
+    def compute_precision(self) -> str:
+        """Arithmetic precision to ask the runtime for: ``auto`` = f32 for every artifact on a CPU
+        (FP32 as is, INT8's float parts, FP16's upcast weights), unless the caller asked otherwise."""
+        return "f32" if self.precision == "auto" else self.precision
+
+    @property
+    def execution(self) -> dict[str, Any]:
+        """Runtime, version, device, artifact precision, and the requested and effective settings.
+
+        ``effective`` is read back from the runtime after it compiled the artifact (never copied from
+        ``requested``); ``precision_ok`` says whether what ran is what was asked for."""
+        if not self.effective:
+            self.effective = self._read_back()
+        eff = self.effective.get("precision")
+        return {"runtime": self.backend, "version": self.version(), "device": self.device,
+                "artifact_precision": self.artifact_precision, "requested": dict(self.requested),
+                "effective": dict(self.effective),
+                "precision_ok": eff is None or eff == self.requested.get("precision")}
+
+    def execution_label(self) -> str:
+        """Short text for tables (:func:`describe_execution`)."""
+        return describe_execution(self.execution)
+
     @property
     def layout(self) -> str:
         return ((self.manifest or {}).get("input") or {}).get("layout", "NCHW")
@@ -77,6 +131,35 @@ _RUNNERS = {
     "tensorrt": ("edge_fgic.runtime.tensorrt_runner", "TensorRTRunner"),
     "torch": ("edge_fgic.runtime.torch_runner", "TorchRunner"),
 }
+
+
+def default_threads() -> int:
+    """The cores this process may use (affinity mask, not the machine's total)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def describe_execution(ex: dict[str, Any] | None) -> str:
+    """One cell of text from an :attr:`Runner.execution` record (bench rows, the export summary):
+    ``f32, 2 thr`` / ``int8 12/17 ops + f32, 2 thr`` / ``bf16 (asked f32!)`` / ``f32, XNNPACK 22/22 nodes``."""
+    if not ex:
+        return ""
+    eff, req = ex.get("effective") or {}, ex.get("requested") or {}
+    prec = eff.get("precision") or "?"
+    text = prec if ex.get("precision_ok", True) else f"{prec} (asked {req.get('precision')}!)"
+    if eff.get("integer_ops") is not None and (eff["integer_ops"] or ex.get("artifact_precision") == "int8"):
+        text = f"int8 {eff['integer_ops']}/{eff.get('compute_ops', '?')} ops + {text}"
+    elif eff.get("integer_graph"):
+        text = f"int8 + {text}"
+    delegate = eff.get("delegate")
+    if delegate:
+        text += (f", {delegate['name']} {delegate.get('delegated_nodes')}/{delegate.get('total_nodes')} nodes"
+                 if delegate.get("name") else ", no delegate")
+    if eff.get("threads"):
+        text += f", {eff['threads']} thr"
+    return text
 
 
 def runner_for(backend: str) -> type[Runner]:

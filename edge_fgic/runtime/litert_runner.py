@@ -1,11 +1,49 @@
-"""LiteRT (``ai-edge-litert``): the standalone TFLite interpreter Android runs, XNNPACK on CPU."""
+"""LiteRT (``ai-edge-litert``): the standalone TFLite interpreter Android runs, XNNPACK on CPU.
+
+The interpreter applies the XNNPACK delegate by default (FP32 student: 0.57 ms with it, 2.09 ms on
+the built-in kernels), and XNNPACK takes only the nodes it supports: so the resolver is named
+explicitly, the thread count is explicit, and after ``allocate_tensors`` the execution plan is read
+back: how many of the model's nodes XNNPACK took and which ops were left to the built-in kernels.
+XNNPACK runs fp32 (and float16-weight models, dequantized) in fp32 unless a model opts into fp16
+inference, which ours do not; int8 models run its QS8 kernels.
+"""
 
 from __future__ import annotations
+
+from collections import Counter
+from typing import Any
 
 import numpy as np
 
 from ..errors import UserError
 from .base import Runner, missing_backend
+
+
+def delegation(interp) -> dict[str, Any]:
+    """Which nodes the delegate took, after ``allocate_tensors``.
+
+    The node list keeps the model's own nodes and appends one DELEGATE node per partition; a node was
+    taken by a partition when it lies between that partition's input and output tensors (walked
+    back from its outputs through the nodes that produce them)."""
+    ops = interp._get_ops_details()
+    model_nodes = [o for o in ops if o["op_name"] != "DELEGATE"]
+    partitions = [o for o in ops if o["op_name"] == "DELEGATE"]
+    producer = {int(t): o["index"] for o in model_nodes for t in o["outputs"]}
+    taken: set[int] = set()
+    for part in partitions:
+        boundary = {int(t) for t in part["inputs"]}
+        stack = [int(t) for t in part["outputs"]]
+        while stack:
+            t = stack.pop()
+            if t in boundary or t not in producer or producer[t] in taken:
+                continue
+            node = producer[t]
+            taken.add(node)
+            stack.extend(int(i) for i in ops[node]["inputs"] if i >= 0)
+    left = Counter(o["op_name"] for o in model_nodes if o["index"] not in taken)
+    return {"name": "XNNPACK" if partitions else None, "partitions": len(partitions),
+            "delegated_nodes": len(taken), "total_nodes": len(model_nodes),
+            "undelegated_ops": dict(left)}
 
 
 class LiteRTRunner(Runner):
@@ -19,13 +57,16 @@ class LiteRTRunner(Runner):
 
     def _load(self) -> None:
         try:
-            from ai_edge_litert.interpreter import Interpreter
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
         except ImportError:
             raise missing_backend("ai-edge-litert", self.extra, str(self.path)) from None
-        from ..export.tflite_export import quiet_native_logs
+        from ..quiet import quiet_native_logs
+        self.requested = {"precision": self.compute_precision, "threads": self.threads,
+                          "op_resolver": "BUILTIN (default delegate: XNNPACK)", "delegate": "XNNPACK"}
         try:
             with quiet_native_logs():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-                self.interp = Interpreter(model_path=str(self.path), num_threads=self.threads or None)
+                self.interp = Interpreter(model_path=str(self.path), num_threads=self.threads,
+                                          experimental_op_resolver_type=OpResolverType.BUILTIN)
                 self.interp.allocate_tensors()
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
@@ -33,6 +74,13 @@ class LiteRTRunner(Runner):
         self.inp = self.interp.get_input_details()[0]
         self.out = self.interp.get_output_details()[0]
         self.batch = int(self.inp["shape"][0])
+
+    def _read_back(self) -> dict[str, Any]:
+        d = delegation(self.interp)
+        int8 = np.dtype(self.inp["dtype"]) != np.float32
+        # XNNPACK computes float graphs in f32 (no fp16 opt-in in our models) and int8 graphs in QS8/QU8
+        return {"precision": "f32", "threads": self.threads, "delegate": d, "io_dtype": np.dtype(self.inp["dtype"]).name,
+                "integer_graph": bool(int8)}
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         dtype = self.inp["dtype"]
