@@ -105,6 +105,19 @@ CASES = [("onnx", "fp16", "fp32"), ("openvino", "fp16", "fp32"), ("tflite", "fp1
          ("onnx", "int8", "unsigned"), ("openvino", "int8", "unsigned"), ("tflite", "int8", "signed"), ("tensorrt", "int8", "signed")]
 
 
+def _assert_nncf_ranges_carried(path: Path, carried: dict) -> None:
+    """Every NNCF activation quantizer's range is the int8 grid of its TFLite tensor: no recalibration."""
+    from ai_edge_litert.interpreter import Interpreter
+    assert carried["carried"] == carried["nncf_activation_quantizers"] > 0 and carried["unmatched"] == [], carried
+    interp = Interpreter(model_path=str(path))
+    by_name = {d["name"]: d for d in interp.get_tensor_details()}
+    for t in carried["tensors"]:
+        low, high = t["range"]
+        scale, zp = by_name[t["tensor"]]["quantization"]
+        assert scale == pytest.approx((high - low) / 255, rel=1e-5), t
+        assert zp == round(-128 - low / ((high - low) / 255)), t  # signed NNCF quantizer: zero-point 0
+
+
 @pytest.mark.parametrize("target,precision,source", CASES, ids=[f"{t}-{p}" for t, p, _ in CASES])
 def test_export_matrix_round_trips(target, precision, source, tiny_bnrelu_run, ptq_signed, ptq_unsigned, tmp_path):
     model = {"fp32": tiny_bnrelu_run, "signed": ptq_signed / "best.pt", "unsigned": ptq_unsigned / "best.pt"}[source]
@@ -124,6 +137,7 @@ def test_export_matrix_round_trips(target, precision, source, tiny_bnrelu_run, p
     if target == "tflite" and precision == "int8":
         assert side["input"]["dtype"] == "int8" and q["io"]["input"]["dtype"] == "int8"
         assert side["output"]["dtype"] == q["io"]["output"]["dtype"] == "int8"  # what the Android app dequantizes
+        _assert_nncf_ranges_carried(Path(res[0].artifact), q["activation_ranges"])
     if target == "onnx" and precision == "int8":
         assert side["quantization"]["graph"]["ops"].get("QuantizeLinear", 0) > 0
     assert not [n for n in _visible(tmp_path) if n.startswith(".")]

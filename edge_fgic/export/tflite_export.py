@@ -11,10 +11,7 @@ The round trip then compares the interpreter with the NNCF model itself.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,10 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..quiet import quiet_native_logs  # noqa: F401 - re-exported for older imports
 from .exporter import Built, ExportJob, converter_versions
+
+CARRY_IMAGES = 8   # calibration images on which NNCF's and TFLite's tensors are paired by value
 
 FP16_RECIPE = [{
     "regex": ".*", "operation": "*", "algorithm_key": "float_casting",
@@ -66,21 +66,6 @@ def weight_quantized_float(q_model: nn.Module, ckpt) -> nn.Module:
     if not done:
         raise UserError(f"{ckpt.path}: found no NNCF weight quantizers to carry into TFLite; requantize the model")
     return plain
-
-
-@contextlib.contextmanager
-def quiet_native_logs():
-    """Hold back what the converters' C++ code prints on fd 2 (absl/MLIR/XNNPACK INFO lines); a
-    failing step still fails loudly through its Python exception."""
-    os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")  # litert-torch's per-pass progress lines
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def convert_float(net: nn.Module, path: Path, input_size: int) -> None:
@@ -141,13 +126,17 @@ def _export(job: ExportJob) -> list[Built]:
         key, input_name = signature
         feed = [{input_name: np.ascontiguousarray(x.transpose(0, 2, 3, 1))} for x in images]
         calib = qt.calibrate({key: feed}, num_threads=1)
+        # QAT's activation ranges, not recalibrated ones (edge_fgic.export.tflite_ranges)
+        from .tflite_ranges import carry_ranges
+        carried = carry_ranges(job.model, float_path, np.concatenate(images[:CARRY_IMAGES]), calib)
         model = bytes(qt.quantize(calib, enable_progress_report=False).quantized_model)
         io = _io_quantization(model)
         input_dtype = io["input"]["dtype"]
         q = job.ckpt.quantization or {}
-        quant = {"scheme": "TFLite full-integer (ai-edge-quantizer static min/max) on the NNCF-quantized weights",
-                 "weights": "int8 symmetric per output channel", "activations": "int8 asymmetric per tensor",
-                 "per_channel_weights": True, "io": io, "calibration": record,
+        quant = {"scheme": "TFLite full-integer on the NNCF-quantized weights, NNCF's activation ranges carried "
+                           "(ai-edge-quantizer min/max only where NNCF has no quantizer)",
+                 "weights": "int8 symmetric per output channel", "activations": "int8 per tensor (NNCF's grids)",
+                 "per_channel_weights": True, "io": io, "calibration": record, "activation_ranges": carried,
                  "source_quantization": {"framework": q.get("framework"), "mode": q.get("mode"),
                                          "calibration": q.get("calibration")}}
     float_path.unlink(missing_ok=True)
