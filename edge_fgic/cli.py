@@ -381,7 +381,7 @@ def quantize_cmd(
     calib_size: Annotated[int, typer.Option("--calib-size", min=0, help="Calibration images from the train split (0 = min(300, split size)).")] = 0,
     signed: Annotated[bool, typer.Option("--signed/--unsigned", help="--signed: every activation int8 with zero-point 0, as TensorRT requires; "
                                           "--unsigned: NNCF's uint8 after ReLU, faster on CPU runtimes.")] = False,
-    overflow_fix: Annotated[str, typer.Option("--overflow-fix", help="NNCF overflow fix: first_layer (default), enable (7-bit weights everywhere: exact OpenVINO INT8 on x86 CPUs without VNNI) or disable.")] = "first_layer",
+    overflow_fix: Annotated[str, typer.Option("--overflow-fix", help="NNCF overflow fix: enable (default: 7-bit weights everywhere, so INT8 gives the same answer on x86 CPUs without VNNI, in OpenVINO and onnxruntime), first_layer (NNCF's default) or disable.")] = "enable",
     epochs: Annotated[int, typer.Option(min=1, help="QAT fine-tuning epochs.")] = 3,
     lr: Annotated[float, typer.Option(help="QAT learning rate (cosine to 1 %).")] = 2e-5,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=0, help="QAT batch size (0 = as the model was trained).")] = 0,
@@ -451,7 +451,7 @@ def export_cmd(
     min_agreement: Annotated[Optional[float], typer.Option("--min-agreement", min=0.0, max=100.0, help="Round-trip gate: top-1 agreement with the source model, % [default: fp32 99, fp16 98, int8 95].", show_default=False)] = None,
     max_rel_diff: Annotated[Optional[float], typer.Option("--max-rel-diff", min=0.0, help="Round-trip gate: max |logit difference| / max(1, max |logit|) [default: fp32 1e-3, fp16 3e-2, int8 not gated].", show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace artifacts that already exist.")] = False,
-    threads: Annotated[int, typer.Option(min=0, help="Runtime threads for the round trip (0 = runtime default).")] = 0,
+    threads: Annotated[int, typer.Option(min=0, help="Runtime threads for the round trip (0 = every core this process may use).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the TFLite INT8 calibration subset.")] = 0,
     skip_bad_images: SkipBadImagesOption = False,
 ) -> None:
@@ -473,6 +473,7 @@ def export_cmd(
                        calib_size=calib_size, opset=opset, dynamic_batch=dynamic_batch, overwrite=overwrite,
                        min_agreement=min_agreement, max_rel_diff=max_rel_diff, threads=threads, seed=seed,
                        skip_bad_images=skip_bad_images)
+    from .runtime.base import describe_execution
     results = export(cfg)
     checked = next((r.round_trip for r in results if r.round_trip), None)
     console.print(Text(f"export {prec}" + (f": round trip on {checked['images']} {checked['split']} images "
@@ -484,7 +485,8 @@ def export_cmd(
         style = {"ok": "green", "failed": "red", "skipped": "yellow"}.get(r.status, "")
         if r.artifact:
             line = (f"{r.status:<7} {r.target:<9} {r.size_bytes / 1e6:6.2f} MB  agree {rt.get('agreement', 0):6.2f} %  "
-                    f"max|Δ| {rt.get('max_abs_diff', 0):<8.2g} {rt.get('runtime', '').split(' ')[0]:<12} {Path(r.artifact).name}")
+                    f"max|Δ| {rt.get('max_abs_diff', 0):<8.2g} {rt.get('runtime', '').split(' ')[0]:<12} {Path(r.artifact).name}"
+                    + (f"  ran {describe_execution(rt['execution'])}" if rt.get("execution") else ""))
         else:
             line = f"{r.status:<7} {r.target:<9} {r.message}"
         console.print(Text(line, style=style), soft_wrap=True)
@@ -508,6 +510,16 @@ class BenchTarget(str, Enum):
     jetson = "jetson"
 
 
+class ComputePrecision(str, Enum):
+    bf16 = "bf16"
+    f16 = "f16"
+
+
+# oneDNN's names (edge_fgic.bench.harness.ISA_LEVELS; a test keeps the two equal)
+IsaLevel = Enum("IsaLevel", {name: name for name in ("SSE41", "AVX2", "AVX512_CORE", "AVX512_CORE_VNNI",
+                                                      "AVX512_CORE_BF16", "AVX512_CORE_AMX")}, type=str)
+
+
 def _triple(option: str, text: str | None) -> tuple[float, float, float] | None:
     if not text:
         return None
@@ -527,7 +539,7 @@ def bench_cmd(
     split: Annotated[Split, typer.Option("--split", help="Split to measure on (every image of it).")] = Split.val,
     reference: Annotated[Optional[Path], typer.Option("--reference", metavar="CKPT", help="FP32 reference checkpoint (default: the FP32 source named in the artifacts' manifests).", show_default=False)] = None,
     target: Annotated[BenchTarget, typer.Option("--target", help="cpu: onnxruntime / OpenVINO / LiteRT / torch on this CPU; cuda / jetson: TensorRT engines on the GPU (+ tegrastats energy on Jetson).")] = BenchTarget.cpu,
-    threads: Annotated[int, typer.Option(min=0, help="Runtime threads (0 = each runtime's default).")] = 0,
+    threads: Annotated[int, typer.Option(min=0, help="Runtime threads (0 = every core this process may use; always set explicitly and recorded).")] = 0,
     max_drop: Annotated[float, typer.Option("--max-drop", help="Gate: an artifact whose top-1 drop vs the reference exceeds this many points fails (exit code 1).")] = 1.0,
     runs: Annotated[int, typer.Option(min=10, help="Timed batch-1 runs after warm-up (capped at 20 s per artifact).")] = 100,
     batch: Annotated[int, typer.Option(min=1, help="Batch size of the throughput measurement.")] = 8,
@@ -538,6 +550,8 @@ def bench_cmd(
     std: Annotated[Optional[str], typer.Option("--std", metavar="R,G,B", help="For artifacts without a manifest: normalization std on the 0-1 scale.", show_default=False)] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", metavar="FILE", help="For artifacts without a manifest: class names, one per line, in output order.", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Report folder (default: runs/bench-<time>).", show_default=False)] = None,
+    compute_precision: Annotated[Optional[list[ComputePrecision]], typer.Option("--compute-precision", help="Also run each artifact whose runtime offers it with this CPU arithmetic (OpenVINO: bf16, f16; torch: bf16), as an extra row labelled \\[bf16] (shown, not gated). Every row's own arithmetic is f32, asked for and read back.", show_default=False)] = None,
+    isa: Annotated[Optional[list[IsaLevel]], typer.Option("--isa", help="Also run the oneDNN-based runtimes (OpenVINO, torch) capped to this instruction set (ONEDNN_MAX_CPU_ISA), as extra gated rows labelled \\[AVX2]: what a machine without the newer instructions gets.", show_default=False)] = None,
 ) -> None:
     """Run every artifact on every image of a split in its own runtime, compare with the FP32 reference, time it, and write one report.
 
@@ -549,7 +563,8 @@ def bench_cmd(
     cfg = BenchConfig(artifacts=[str(a) for a in artifacts], data=data or "", split=split.value,
                       reference=str(reference) if reference else "", target=target.value, threads=threads,
                       max_drop=max_drop, runs=runs, batch=batch, max_images=max_images, rounds=rounds, out=str(out) if out else "",
-                      input_size=input_size, mean=_triple("--mean", mean), std=_triple("--std", std), labels=str(labels) if labels else "")
+                      input_size=input_size, mean=_triple("--mean", mean), std=_triple("--std", std), labels=str(labels) if labels else "",
+                      compute_precisions=[p.value for p in compute_precision or []], isa_levels=[i.value for i in isa or []])
     report = run_bench(cfg)
     console.print(terminal_table(report, console.width))
     for r in report["rows"]:
@@ -570,7 +585,7 @@ def predict_cmd(
     sources: Annotated[list[str], typer.Argument(metavar="IMAGES...", help="Image files, folders (searched recursively) or glob patterns.", show_default=False)],
     topk: Annotated[int, typer.Option("--topk", "-k", min=1, help="Classes to report per image.")] = 5,
     batch: Annotated[int, typer.Option(min=1, help="Images per runner call (artifacts with a fixed batch are split).")] = 8,
-    threads: Annotated[int, typer.Option(min=0, help="Runtime threads (0 = the runtime's default).")] = 0,
+    threads: Annotated[int, typer.Option(min=0, help="Runtime threads (0 = every core this process may use).")] = 0,
     device: Annotated[str, typer.Option("--device", help="cpu, or cuda for TensorRT engines and .pt checkpoints.")] = "cpu",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write every prediction to a .jsonl or .csv file.", show_default=False)] = None,
     skip_bad_images: SkipBadImagesOption = False,
@@ -617,7 +632,7 @@ def camera_cmd(
     save: Annotated[Optional[Path], typer.Option("--save", help="Write the annotated frames to a video (.mp4 or .avi).", show_default=False)] = None,
     jsonl: Annotated[Optional[str], typer.Option("--jsonl", help="Write one JSON object per classified frame to this file (- = stdout).", show_default=False)] = None,
     max_frames: Annotated[int, typer.Option("--max-frames", min=0, help="Stop after this many frames (0 = until the source ends or Ctrl-C).")] = 0,
-    threads: Annotated[int, typer.Option(min=0, help="Runtime threads (0 = the runtime's default).")] = 0,
+    threads: Annotated[int, typer.Option(min=0, help="Runtime threads (0 = every core this process may use).")] = 0,
     device: Annotated[str, typer.Option("--device", help="cpu, or cuda for TensorRT engines and .pt checkpoints.")] = "cpu",
     width: Annotated[int, typer.Option(help="Camera capture width.")] = 1280,
     height: Annotated[int, typer.Option(help="Camera capture height.")] = 720,

@@ -365,12 +365,12 @@ def test_achieved():
 def test_gemm_peak_shapes():
     threads = torch.get_num_threads()
     fp32 = roofline.gemm_peak("fp32", threads=1, size=64, seconds=0.05)
-    assert fp32["precision"] == "fp32" and fp32["backend"] == "torch.matmul" and fp32["threads"] == 1
+    assert fp32["precision"] == "fp32" and fp32["backend"] in fp32["backends"] and fp32["threads"] == 1
     assert fp32["macs_per_s"] > 0 and fp32["gflops"] == pytest.approx(2 * fp32["macs_per_s"] / 1e9)
     int8 = roofline.gemm_peak("int8", threads=1, size=64, seconds=0.05)
-    assert set(int8["backends"]) == {"torch._int_mm", "onnxruntime.MatMulInteger"}
+    assert set(int8["backends"]) == {"torch._int_mm", "onnxruntime.MatMulInteger", "openvino.MatMul.int8"}
     assert int8["backend"] in int8["backends"] and int8["macs_per_s"] > 0 and int8["fp32_macs_per_s"] > 0
-    assert int8["note"] is None or "slower than FP32" in int8["note"]
+    assert int8["note"] is None or "(fp32)" in int8["note"]
     assert torch.get_num_threads() == threads
     with pytest.raises(ValueError):
         roofline.gemm_peak("fp8")

@@ -52,7 +52,57 @@ class BenchConfig:
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     labels: str = ""
+    # opt-in extra rows, each labelled: arithmetic a runtime may be asked for on a CPU (bf16, f16), and
+    # lower instruction sets the oneDNN-based runtimes (OpenVINO, torch) are capped to (ONEDNN_MAX_CPU_ISA)
+    compute_precisions: list[str] = field(default_factory=list)
+    isa_levels: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How a worker runs an artifact: as exported (the default), or as an opt-in labelled extra row."""
+    label: str = ""                 # "" = the artifact as deployed
+    precision: str = "auto"         # Runner(precision=...)
+    isa: str = ""                   # ONEDNN_MAX_CPU_ISA for the worker process
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"ONEDNN_MAX_CPU_ISA": self.isa} if self.isa else {}
+
+
+DEFAULT = Variant()
+# oneDNN ISA caps, lowest first (oneDNN's names); a level is offered where this CPU has its flags
+ISA_LEVELS: dict[str, tuple[str, ...]] = {
+    "SSE41": ("sse4_1",), "AVX2": ("avx2", "fma"), "AVX512_CORE": ("avx512f", "avx512bw", "avx512vl"),
+    "AVX512_CORE_VNNI": ("avx512_vnni",), "AVX512_CORE_BF16": ("avx512_bf16",), "AVX512_CORE_AMX": ("amx_int8", "amx_bf16"),
+}
+# runtimes whose CPU kernels come from oneDNN and honour ONEDNN_MAX_CPU_ISA (kernel names read back show it);
+# onnxruntime (MLAS) and LiteRT (XNNPACK) pick their kernels from cpuid and have no such switch
+ISA_CAPPABLE = ("openvino", "torch")
+
+
+def isa_levels_here() -> list[str]:
+    """The oneDNN ISA levels this CPU offers (each includes the ones before it)."""
+    from .sysinfo import cpu_flags
+    flags = cpu_flags()
+    levels: list[str] = []
+    for name, need in ISA_LEVELS.items():
+        if not all(f in flags for f in need):
+            break
+        levels.append(name)
+    return levels
+
+
+def variants(cfg: "BenchConfig", backend: str) -> list[Variant]:
+    """The opt-in extra rows for an artifact of ``backend``: compute precisions its runner offers, ISA caps."""
+    from ..runtime import runner_for
+    out: list[Variant] = []
+    offered = runner_for(backend).compute_precisions
+    out += [Variant(label=p, precision=p) for p in cfg.compute_precisions if p in offered and p != "f32"]
+    if backend in ISA_CAPPABLE:
+        out += [Variant(label=level, isa=level) for level in cfg.isa_levels]
+    return out
 
 
 def collect(paths: list[str]) -> list[Path]:
@@ -112,15 +162,19 @@ def _images(spec, split: str, key: tuple, max_images: int, work: Path, cache: di
     return cache[key]
 
 
-def _run_worker(artifact: Path, manifest: dict | None, images: Path, cfg: BenchConfig, work: Path, idx: int) -> tuple[dict, np.ndarray | None]:
-    spec = {"artifact": str(artifact), "manifest": manifest, "images": str(images), "threads": cfg.threads, "target": cfg.target,
+def _run_worker(artifact: Path, manifest: dict | None, images: Path, cfg: BenchConfig, work: Path, idx: int,
+                variant: Variant = DEFAULT) -> tuple[dict, np.ndarray | None]:
+    import os
+    spec = {"artifact": str(artifact), "manifest": manifest, "images": str(images), "threads": cfg.threads,
+            "precision": variant.precision, "target": cfg.target,
             "device": "cuda" if cfg.target in ("cuda", "jetson") else "cpu", "runs": cfg.runs, "warmup": cfg.warmup,
             "batch": cfg.batch, "logits": str(work / f"logits-{idx}.npy"), "result": str(work / f"result-{idx}.json")}
     spec_path = work / f"spec-{idx}.json"
     spec_path.write_text(json.dumps(spec, default=str))
     try:
+        env = {**os.environ, **variant.env} if variant.env else None
         proc = subprocess.run([sys.executable, "-m", "edge_fgic.bench.worker", str(spec_path)], capture_output=True,
-                              text=True, timeout=cfg.timeout_s)
+                              text=True, timeout=cfg.timeout_s, env=env)
     except subprocess.TimeoutExpired:
         return {"artifact": str(artifact), "status": "failed", "reason": f"timed out after {cfg.timeout_s:.0f} s"}, None
     res_path = Path(spec["result"])
@@ -141,6 +195,13 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
     from ..progress import track
     if cfg.target not in TARGETS:
         raise UserError(f"--target {cfg.target}: unknown target; choose one of {', '.join(TARGETS)}")
+    offered = isa_levels_here()
+    for level in cfg.isa_levels:
+        if level not in ISA_LEVELS:
+            raise UserError(f"--isa {level}: unknown level; choose from {', '.join(ISA_LEVELS)}")
+        if level not in offered:
+            raise UserError(f"--isa {level}: this CPU cannot run it (it offers {', '.join(offered) or 'none of them'}); "
+                            "a runtime can only be capped below what the CPU has")
     files = collect(cfg.artifacts)
     manifests: list[dict | None] = []
     for f in files:
@@ -169,7 +230,7 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
         same = Path(ref_path).resolve()
         jobs = [(Path(ref_path), ref_manifest, True)] + [(f, m, False) for f, m in zip(files, manifests) if f.resolve() != same]
         ref_logits = None
-        inputs: dict[int, tuple[Path, dict | None, Path]] = {}  # row index -> what its worker was given
+        inputs: dict[int, tuple[Path, dict | None, Path, Variant]] = {}  # row index -> what its worker was given
         for i, (f, m, is_ref) in enumerate(track(jobs, len(jobs), "bench", progress)):
             label = f"{f.parent.name}/{f.name}" if f.suffix == ".pt" else f.name  # checkpoints are all best.pt
             row: dict[str, Any] = {"artifact": str(f), "name": ("reference: " if is_ref else "") + label,
@@ -189,27 +250,35 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
                 rows.append({**row, "status": "failed", "reason": f"its {len(m['classes'])} classes differ from {spec.path}'s {len(classes)}"})
                 continue
             imgs, ms, _ = _images(spec, cfg.split, _pre_key(m), cfg.max_images, work, cache)
-            inputs[len(rows)] = (f, m if f.suffix != ".pt" else None, imgs)
-            result, logits = _run_worker(*inputs[len(rows)], cfg, work, i)
+            inputs[len(rows)] = (f, m if f.suffix != ".pt" else None, imgs, DEFAULT)
+            result, logits = _run_worker(*inputs[len(rows)][:3], cfg, work, i)
             row.update(result, preprocess_ms=ms)
             if logits is not None:
                 if is_ref:
                     ref_logits = logits
                 row.update(_accuracy(logits, labels, ref_logits, classes, cfg))
             rows.append(row)
+        _variant_rows(cfg, rows, inputs, labels, ref_logits, classes, work, progress)
         timed = [(k, r) for k, r in enumerate(rows) if r.get("status") == "ok"]
         for rnd in range(1, max(1, cfg.rounds)):  # more rounds, artifacts in turn: drift hits them all alike
             for k, r in track(timed, len(timed), f"timing round {rnd + 1}/{cfg.rounds}", progress):
-                f, wm, imgs = inputs[k]
-                extra, _ = _run_worker(f, wm, imgs, cfg, work, 1000 * rnd + k)
+                f, wm, imgs, variant = inputs[k]
+                extra, _ = _run_worker(f, wm, imgs, cfg, work, 1000 * rnd + k, variant)
                 if extra.get("status") == "ok":
                     _pool_timing(r, extra)
     if ref_logits is None:
         raise UserError(f"{ref_path}: the reference model failed ({rows[0].get('reason')})")
     for row in rows:
         # the gate judges deployable artifacts; checkpoints (.pt, e.g. the teacher) are listed for comparison
-        row["gated"] = not row["artifact"].endswith(".pt")
+        # and bf16/f16 rows asked for on top are shown for comparison too; ISA-capped rows are gated (real machines)
+        row["gated"] = not row["artifact"].endswith(".pt") and (row.get("variant") or {}).get("precision", "auto") == "auto"
         row["passed"] = row.get("status") == "ok" and (not row["gated"] or row.get("drop") is None or row["drop"] <= cfg.max_drop)
+        ex = row.get("execution") or {}
+        if row.get("status") == "ok" and row["gated"] and not ex.get("precision_ok", True):  # never a silent lower precision
+            from .sysinfo import low_precision_note
+            row["passed"] = False
+            row["reason"] = (f"asked {ex.get('runtime')} for {ex['requested'].get('precision')}, it ran "
+                             f"{ex['effective'].get('precision')} ({low_precision_note()})")
     roofline = _roofline(cfg, rows, progress) if cfg.roofline else None
     report = {"schema": "edge-fgic/bench", "schema_version": SCHEMA_VERSION,
               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -220,6 +289,28 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
     report["files"] = write_reports(report, out)
     write_json(out / "bench.json", report)
     return report
+
+
+def _variant_rows(cfg: BenchConfig, rows: list[dict], inputs: dict, labels: np.ndarray, ref_logits: np.ndarray | None,
+                  classes: list[str], work: Path, progress: bool) -> None:
+    """The opt-in labelled rows (``--compute-precision``, ``--isa``), after every artifact's own row."""
+    from ..progress import track
+    from ..runtime.base import backend_of
+    if not (cfg.compute_precisions or cfg.isa_levels):
+        return
+    plan = [(k, v) for k in sorted(inputs) if rows[k].get("status") == "ok" for v in variants(cfg, backend_of(inputs[k][0]))]
+    for k, v in track(plan, len(plan), "extra rows", progress):
+        base, (f, wm, imgs, _) = rows[k], inputs[k]
+        row = {key: base[key] for key in ("artifact", "size_mb", "target", "precision", "source_checkpoint", "preprocess_ms")
+               if key in base}
+        row.update(name=f"{base['name'].replace('reference: ', '')} [{v.label}]", reference=False,
+                   variant={"label": v.label, "precision": v.precision, "isa": v.isa or None})
+        result, logits = _run_worker(f, wm, imgs, cfg, work, 10_000 + len(rows), v)
+        row.update(result)
+        if logits is not None:
+            row.update(_accuracy(logits, labels, ref_logits, classes, cfg))
+        inputs[len(rows)] = (f, wm, imgs, v)
+        rows.append(row)
 
 
 def _explicit_manifest(cfg: BenchConfig, f: Path, ref) -> dict | None:
@@ -289,25 +380,38 @@ def _macs(path: str, cache: dict) -> int | None:
     return cache[path]
 
 
+def _peak_for(row: dict) -> str:
+    """Which measured peak a row is held against: int8 artifacts the int8 one; a row whose float arithmetic
+    ran in bf16 (asked for with --compute-precision, or read back so) the bf16 one; every other the fp32 one."""
+    if row.get("precision") == "int8":
+        return "int8"
+    ran = str((((row.get("execution") or {}).get("effective") or {}).get("precision")) or "")
+    asked = (row.get("variant") or {}).get("precision") or ""
+    return "bf16" if "bf16" in ran or asked == "bf16" else "fp32"
+
+
 def _roofline(cfg: BenchConfig, rows: list[dict], progress: bool) -> dict | None:
-    """The CPU's measured GEMM peak per precision, and each artifact's achieved MAC/s against it."""
+    """The CPU's measured GEMM peak per precision (the best of torch's, onnxruntime's and OpenVINO's own
+    GEMM kernels, at the bench's threads; bf16 only when a row ran bf16), and each artifact's achieved
+    MAC/s against it. A row above the peak keeps its real rate and is marked (``above_peak``), never clamped."""
     if cfg.target != "cpu":
         return None
-    from .roofline import achieved, gemm_peak
+    from .roofline import gemm_peak, roofline_entry
     threads = cfg.threads or None
-    peaks = {p: gemm_peak(p, threads=threads, seconds=1.0) for p in ("fp32", "int8")}
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("latency_ms")]
+    fp32 = gemm_peak("fp32", threads=threads, seconds=1.0)
+    peaks = {"fp32": fp32, "int8": gemm_peak("int8", threads=threads, seconds=1.0, fp32=fp32)}
+    if any(_peak_for(r) == "bf16" for r in ok):
+        peaks["bf16"] = gemm_peak("bf16", threads=threads, seconds=1.0)
     cache: dict = {}
-    for row in rows:
-        if row.get("status") != "ok" or not row.get("latency_ms"):
-            continue
+    for row in ok:
         src = row.get("source_checkpoint") or row["artifact"]
         macs = _macs(src, cache)
         if not macs:
             continue
-        rate = achieved(macs, row["latency_ms"]["p50"])
-        peak = peaks["int8" if row.get("precision") == "int8" else "fp32"]["macs_per_s"]
-        row["roofline"] = {"macs": macs, "achieved_macs_per_s": rate, "peak_macs_per_s": peak, "fraction_of_peak": rate / peak}
-    return {"peaks": peaks, "threads": threads or "default"}
+        row["roofline"] = {**roofline_entry(macs, row["latency_ms"]["p50"], peaks[_peak_for(row)]), "peak": _peak_for(row)}
+    above = sorted(r["name"] for r in rows if (r.get("roofline") or {}).get("above_peak"))
+    return {"peaks": peaks, "threads": threads or "default", "above_peak": above}
 
 
 def _machine(cfg: BenchConfig) -> dict:

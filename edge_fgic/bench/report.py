@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import atomic_path, write_text
+from ..runtime.base import describe_execution
 
 COLUMNS = ("Artifact", "Runtime", "Precision", "Status", "Size MB", "top-1", "Δ top-1 [95 % CI]", "agreement",
-           "p50 ms", "p90 ms", "FPS")
+           "p50 ms", "p90 ms", "FPS", "Ran as (read back)")
 
 
 def _neg(v: float) -> float:
@@ -28,8 +29,52 @@ def _details(r: dict[str, Any]) -> list[str]:
             f"{r['fps_batch']:.0f}" + ("" if r.get("batched_natively") else " (1 by 1)"), f"{r['peak_rss_mb']:.0f}",
             f"{r.get('preprocess_ms', 0):.2f}", f"{r['top5']:.2f}", f"{r['macro_f1']:.2f}",
             f"{mc['p_value']:.3g}" if mc else "", f"{r['max_abs_logit_diff']:.3g}" if "max_abs_logit_diff" in r else "",
-            (f"{r['roofline']['achieved_macs_per_s'] / 1e9:.1f} ({100 * r['roofline']['fraction_of_peak']:.0f} %)" if r.get("roofline") else ""),
+            roofline_cell(r.get("roofline")),
             (f"{r['energy']['mj_per_inference']:.2f}" if (r.get("energy") or {}).get("mj_per_inference") is not None else "")]
+
+
+def roofline_cell(roof: dict[str, Any] | None) -> str:
+    """The "GMAC/s (% of peak)" cell; a row above the measured peak keeps its real percentage and is marked ⚠."""
+    if not roof:
+        return ""
+    rate = f"{roof['achieved_macs_per_s'] / 1e9:.1f}"
+    if roof.get("fraction_of_peak") is None:
+        return f"{rate} (no peak)"
+    return f"{rate} ({100 * roof['fraction_of_peak']:.0f} %" + (" ⚠ above peak)" if roof["fraction_of_peak"] > 1 else ")")
+
+
+def _peak_text(peak: dict[str, Any]) -> str:
+    """'207.0 GMAC/s by onnxruntime.MatMul (512³); others: torch.matmul 193.6, openvino.MatMul [ran f32] 155.9'."""
+    def label(b: dict[str, Any]) -> str:
+        ran, hint = b.get("exec_precision"), b.get("inference_precision")  # OpenVINO: read back from the compiled model
+        if not ran:
+            return b["backend"]
+        return b["backend"] + f" [ran {ran}" + (f", hint {hint}" if hint and hint != ran else "") + "]"
+    if not peak.get("macs_per_s"):
+        head = "not measured"
+    else:
+        best = (peak.get("backends") or {}).get(peak["backend"]) or peak
+        head = f"{peak['macs_per_s'] / 1e9:.1f} GMAC/s by {label(best)}" + (f" ({peak['size']}³)" if peak.get("size") else "")
+    others = [f"{label(b)} {b['macs_per_s'] / 1e9:.1f}" if b.get("macs_per_s") else f"{b['backend']} failed ({b.get('error', '')[:80]})"
+              for name, b in (peak.get("backends") or {}).items() if name != peak.get("backend")]
+    return head + (f"; others: {', '.join(others)}" if others else "")
+
+
+def roofline_text(roof: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The paragraph under the details table: each precision's peak and the kernel that set it."""
+    p = roof["peaks"]
+    threads = f"{roof['threads']} thread" + ("" if roof["threads"] == 1 else "s")
+    text = (f"GEMM peaks measured in this run ({threads}), the best square GEMM of the runtimes' own kernels "
+            f"(GMAC/s): fp32 {_peak_text(p['fp32'])}. int8 {_peak_text(p['int8'])}."
+            + (f" bf16 {_peak_text(p['bf16'])}." if p.get("bf16") else "")
+            + (f" Note: {p['int8']['note']}." if p["int8"].get("note") else "")
+            + " An artifact's GMAC/s = its model's MACs per image / p50 latency; int8 rows are held against the int8 peak, "
+            + ("rows that ran bf16 against the bf16 one, " if p.get("bf16") else "") + "all others (FP16 included) against the fp32 one.")
+    above = [r["name"] for r in rows if ((r.get("roofline") or {}).get("fraction_of_peak") or 0) > 1]
+    if above:
+        text += (f" ⚠ {', '.join(above)}: above the measured GEMM peak: the peak is a lower bound (the runtime beat square GEMM, "
+                 "e.g. with Winograd or a lower precision than the row's label); the percentage is the real one, not clamped.")
+    return text
 
 
 def _cells(r: dict[str, Any]) -> list[str]:
@@ -41,7 +86,8 @@ def _cells(r: dict[str, Any]) -> list[str]:
     drop = ("ref" if r.get("reference") else f"{_neg(r['drop']):+.2f} [{_neg(r['drop_ci'][1]):+.2f}, {_neg(r['drop_ci'][0]):+.2f}]") if "drop" in r or r.get("reference") else ""
     return [r["name"], (r.get("runtime") or "").strip(), r.get("precision") or "", status, f"{r.get('size_mb', 0):.2f}",
             f"{r['top1']:.2f}" if "top1" in r else "", drop, f"{r['agreement']:.2f} %" if "agreement" in r else "",
-            f"{lat['p50']:.2f}" if lat else "", f"{lat['p90']:.2f}" if lat else "", f"{r['fps_batch1']:.0f}" if ok else ""]
+            f"{lat['p50']:.2f}" if lat else "", f"{lat['p90']:.2f}" if lat else "", f"{r['fps_batch1']:.0f}" if ok else "",
+            describe_execution(r.get("execution"))]
 
 
 def verdict(report: dict[str, Any]) -> str:
@@ -52,7 +98,7 @@ def verdict(report: dict[str, Any]) -> str:
     if not bad:
         return (f"**Verdict: pass.** All {len(gated)} exported artifacts ran and lost at most {cfg['max_drop']} pt of top-1 "
                 f"against the reference.")
-    why = [f"{r['name']} ({'drop %.2f pt' % r['drop'] if r.get('status') == 'ok' and r.get('drop') is not None else r.get('reason') or 'failed'})"
+    why = [f"{r['name']} ({r['reason'] if r.get('reason') else 'drop %.2f pt' % r['drop'] if r.get('status') == 'ok' and r.get('drop') is not None else 'failed'})"
            for r in bad]
     return f"**Verdict: FAIL.** {len(bad)} of {len(report['rows'])} rows: " + "; ".join(why) + "."
 
@@ -70,12 +116,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(c.replace("|", "/") for c in _cells(r)) + " |")
     lines += ["", "Details:", "", "| " + " | ".join(DETAILS) + " |", "|" + "---|" * len(DETAILS)]
     lines += ["| " + " | ".join(_details(r)) + " |" for r in report["rows"]]
-    roof = report.get("roofline")
-    if roof:
-        p = roof["peaks"]
-        lines += ["", f"GEMM peaks measured in this run ({roof['threads']} threads): fp32 {p['fp32']['macs_per_s'] / 1e9:.1f} GMAC/s "
-                  f"({p['fp32']['backend']}), int8 {p['int8']['macs_per_s'] / 1e9:.1f} GMAC/s ({p['int8']['backend']}). "
-                  "An artifact's GMAC/s = its model's MACs per image / p50 latency; FP16 rows are compared with the fp32 peak."]
+    if report.get("roofline"):
+        lines += ["", roofline_text(report["roofline"], report["rows"])]
     lines += ["", "Δ top-1 is artifact minus reference in points, with a paired bootstrap 95 % interval over images; "
               "agreement is top-1 agreement with the reference; latency is batch 1 after warm-up, preprocessing excluded."]
     worst = [(r["name"], p) for r in report["rows"] if not r.get("reference") for p in (r.get("confusable_pairs") or [])[:1]]
@@ -168,6 +210,7 @@ def terminal_table(report: dict[str, Any], console_width: int = 200):
     """The terminal view, sized to the terminal: the CI and runtime columns go first when it is narrow
     (bench.md always has everything)."""
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
     names = [r["name"] for r in report["rows"]]
     name_w = max((len(n) for n in names), default=8)
@@ -184,5 +227,5 @@ def terminal_table(report: dict[str, Any], console_width: int = 200):
         cells[1] = cells[1].split(" ")[0]  # runtime name only
         cells[3] = cells[3] if r.get("status") == "ok" else "✗ failed"  # the reason is printed below the table
         cells[6] = cells[6].replace(", ", ",") if wide else cells[6].split(" [")[0]
-        t.add_row(*[cells[i] for i in keep], style=None if r.get("passed") else "red")
+        t.add_row(*[escape(cells[i]) for i in keep], style=None if r.get("passed") else "red")  # names hold [bf16]
     return t

@@ -3,16 +3,40 @@
 "12 ms" says little across machines; "31 % of the FP32 GEMM peak" says whether a model is compute- or
 overhead-bound on this CPU, and whether INT8 kernels are actually faster here than FP32 (they are not
 everywhere: without VNNI / dot-product instructions an INT8 GEMM can lose to a good FP32 one).
+
+The peak of a precision is the best square GEMM of the runtimes' own kernels, measured in the run at the
+bench's threads: torch, onnxruntime (constant, prepacked weight as in a model) and OpenVINO (constant
+weight; fp32 compiled with an explicit ``INFERENCE_PRECISION_HINT: f32``, since on BF16/AMX CPUs the
+plugin otherwise runs bf16 and an "fp32" peak would be a bf16 one; what it compiled is read back and a
+GEMM that did not run in the asked precision is an error entry, not a peak). int8: torch._int_mm,
+onnxruntime MatMulInteger, OpenVINO FakeQuantize + i8-weight MatMul (kept only if the plugin ran it in
+u8/i8). bf16, only for rows that ran bf16: torch bf16 matmul and OpenVINO with the bf16 hint. A runtime
+beating its square GEMM in a model (Winograd, a fused kernel) can still put a row above the peak: the row
+keeps its real rate and says so (``above_peak``); nothing is clamped.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
+
+SIZES = (256, 512, 1024)
+BACKENDS = {"fp32": ("torch.matmul", "onnxruntime.MatMul", "openvino.MatMul"),
+            "int8": ("torch._int_mm", "onnxruntime.MatMulInteger", "openvino.MatMul.int8"),
+            # only for rows whose arithmetic ran in bf16 (--compute-precision bf16): onnxruntime has no bf16 CPU GEMM
+            "bf16": ("torch.matmul.bf16", "openvino.MatMul.bf16")}
+ABOVE_PEAK = "above the measured GEMM peak: the peak is a lower bound"
+_GEMM_LAYERS = ("FullyConnected", "MatMul", "Gemm")
+# ISA caps recorded with the peaks when set. Measured (torch 2.14 / OpenVINO 2026.4 / onnxruntime 1.32, AMX CPU):
+# ONEDNN_MAX_CPU_ISA caps oneDNN only: torch._int_mm, torch convs, OpenVINO convs and int8 FullyConnected;
+# not torch.matmul fp32 (MKL: MKL_ENABLE_INSTRUCTIONS), not OpenVINO's fp32 FullyConnected (MLAS), not
+# onnxruntime (MLAS, its own CPUID dispatch, no knob). ATEN_CPU_CAPABILITY changes ATen's own kernels only.
+ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
 
 
 def _best_seconds(fn: Callable[[], object], seconds: float, warmup: int = 2) -> float:
@@ -28,85 +52,252 @@ def _best_seconds(fn: Callable[[], object], seconds: float, warmup: int = 2) -> 
     return best
 
 
-def _entry(macs: float, best_s: float, backend: str) -> dict:
-    return {"backend": backend, "macs_per_s": macs / best_s, "gops": 2 * macs / best_s / 1e9, "best_ms": best_s * 1e3}
+# --------------------------------------------------------------------------- one GEMM per backend
+# each maker builds a size x size x size GEMM at ``threads`` and returns (call, what it compiled to)
 
-
-def _torch_fp32(size: int, seconds: float) -> dict:
+def _torch_matmul(size: int, threads: int) -> tuple[Callable[[], object], dict]:
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(size, size, generator=g), torch.randn(size, size, generator=g)
-    with torch.inference_mode():
-        return _entry(size**3, _best_seconds(lambda: torch.matmul(a, b), seconds), "torch.matmul")
+
+    def call() -> object:
+        with torch.inference_mode():
+            return torch.matmul(a, b)
+    return call, {"isa": torch.backends.cpu.get_cpu_capability()}
 
 
-def _torch_int_mm(size: int, seconds: float) -> dict:
+def _torch_int_mm(size: int, threads: int) -> tuple[Callable[[], object], dict]:
     """torch._int_mm: int8 x int8 -> int32 (fast with VNNI/AMX via oneDNN; a very slow fallback on AVX2-only CPUs)."""
     if not hasattr(torch, "_int_mm"):
         raise RuntimeError("torch._int_mm not in this torch")
     g = torch.Generator().manual_seed(0)
     a = torch.randint(-128, 128, (size, size), dtype=torch.int8, generator=g)
     b = torch.randint(-128, 128, (size, size), dtype=torch.int8, generator=g)
-    with torch.inference_mode():
-        return _entry(size**3, _best_seconds(lambda: torch._int_mm(a, b), seconds), "torch._int_mm")
+
+    def call() -> object:
+        with torch.inference_mode():
+            return torch._int_mm(a, b)
+    return call, {"isa": torch.backends.cpu.get_cpu_capability()}
 
 
-def _ort_matmul_integer(size: int, seconds: float, threads: int) -> dict:
-    """onnxruntime MatMulInteger, uint8 activations x int8 constant weights (prepacked, as in a QDQ model).
-
-    Weights are 7-bit ([-64, 63], what ORT's quantizer does with reduce_range): MLAS's AVX2 u8s8 kernel
-    sums pairs in int16 and saturates with full-range int8 weights; timing is the same either way."""
+def _ort_session(node: str, a_type: int, y_type: int, weight: np.ndarray, size: int, threads: int):
     import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    weight = rng.integers(-64, 64, (size, size), dtype=np.int8)
+    from onnx import helper, numpy_helper
     graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])], "gemm_peak",
-        [helper.make_tensor_value_info("A", TensorProto.UINT8, [size, size])],
-        [helper.make_tensor_value_info("Y", TensorProto.INT32, [size, size])],
-        initializer=[numpy_helper.from_array(weight, "B")])
+        [helper.make_node(node, ["A", "B"], ["Y"])], "gemm_peak",
+        [helper.make_tensor_value_info("A", a_type, [size, size])],
+        [helper.make_tensor_value_info("Y", y_type, [size, size])],
+        initializer=[numpy_helper.from_array(weight, "B")])  # a constant: MLAS prepacks it, as in a model
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8  # loadable by the older onnxruntime builds shipped for Jetson
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def _ort_matmul(size: int, threads: int) -> tuple[Callable[[], object], dict]:
+    from onnx import TensorProto
+    rng = np.random.default_rng(0)
+    session = _ort_session("MatMul", TensorProto.FLOAT, TensorProto.FLOAT,
+                           rng.standard_normal((size, size), dtype=np.float32), size, threads)
+    feed = {"A": rng.standard_normal((size, size), dtype=np.float32)}
+    return lambda: session.run(None, feed), {}
+
+
+def _ort_matmul_integer(size: int, threads: int) -> tuple[Callable[[], object], dict]:
+    """onnxruntime MatMulInteger, uint8 activations x int8 constant weights (prepacked, as in a QDQ model).
+
+    Weights are 7-bit ([-64, 63], what ORT's quantizer does with reduce_range): MLAS's AVX2 u8s8 kernel
+    sums pairs in int16 and saturates with full-range int8 weights; timing is the same either way."""
+    from onnx import TensorProto
+    rng = np.random.default_rng(0)
+    session = _ort_session("MatMulInteger", TensorProto.UINT8, TensorProto.INT32,
+                           rng.integers(-64, 64, (size, size), dtype=np.int8), size, threads)
     feed = {"A": rng.integers(0, 256, (size, size), dtype=np.uint8)}
-    return _entry(size**3, _best_seconds(lambda: session.run(None, feed), seconds), "onnxruntime.MatMulInteger")
+    return lambda: session.run(None, feed), {}
 
 
-def gemm_peak(precision: str = "fp32", *, threads: int | None = None, size: int = 512, seconds: float = 1.0) -> dict:
-    """Measured square-GEMM throughput (best of repeats within ``seconds``) at ``threads`` CPU threads.
+def _ov_text(value: Any) -> str:
+    return value.astype(str) if hasattr(value, "astype") else str(value)
 
-    fp32: torch.matmul. int8: torch._int_mm and onnxruntime MatMulInteger, both reported under
-    ``backends``; ``macs_per_s``/``backend`` name the faster, ``note`` flags INT8 slower than FP32."""
-    if precision not in ("fp32", "int8"):
-        raise ValueError(f"precision must be 'fp32' or 'int8', not {precision!r}")
+
+def _ov_compile(model, threads: int, hint: str = "f32") -> tuple[Callable[[], object], dict]:
+    """Compile for CPU at ``threads`` with the precision ``hint`` asked for explicitly; read back what the plugin
+    made of it: its precision hint and the GEMM node's layer type, runtime precision and kernel (primitiveType)."""
+    import openvino as ov
+    config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+              "INFERENCE_NUM_THREADS": threads, "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0}
+    compiled = ov.Core().compile_model(model, "CPU", config)
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+    info: dict[str, Any] = {"inference_precision": hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint),
+                            "ov_threads": int(compiled.get_property("INFERENCE_NUM_THREADS"))}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        rt = op.get_rt_info()
+        layer = _ov_text(rt["layerType"]) if "layerType" in rt else ""
+        if layer in _GEMM_LAYERS:
+            info.update(layer_type=layer, exec_precision=_ov_text(rt["runtimePrecision"]),
+                        kernel=_ov_text(rt["primitiveType"]) if "primitiveType" in rt else None)
+    request = compiled.create_infer_request()
+    return request, info
+
+
+def _ov_matmul(size: int, threads: int, hint: str = "f32") -> tuple[Callable[[], object], dict]:
+    """OpenVINO MatMul, f32 activations x f32 constant weight, compiled for ``hint`` arithmetic; refused
+    unless the plugin read back that hint and the GEMM ran in it."""
+    import openvino as ov
+    import openvino.opset13 as ops
+    rng = np.random.default_rng(0)
+    a = ops.parameter([size, size], np.float32, name="A")
+    y = ops.matmul(a, ops.constant(rng.standard_normal((size, size), dtype=np.float32)), False, False)
+    request, info = _ov_compile(ov.Model([y], [a], "gemm_peak"), threads, hint)
+    if info.get("inference_precision") != hint or info.get("exec_precision") != hint:
+        raise RuntimeError(f"OpenVINO did not run the {'fp32' if hint == 'f32' else hint} GEMM in {hint} (hint read back "
+                           f"{info.get('inference_precision')}, GEMM ran {info.get('exec_precision')})")
+    x = rng.standard_normal((size, size), dtype=np.float32)
+    return lambda: request.infer({0: x}), info
+
+
+def _ov_matmul_int8(size: int, threads: int) -> tuple[Callable[[], object], dict]:
+    """OpenVINO int8 MatMul as NNCF writes it: FakeQuantize (u8) on the activations, an i8 constant weight
+    dequantized by Convert + Multiply. The CPU plugin folds both into an integer FullyConnected (u8 x i8;
+    the activation quantization runs with it, as in a model); refused unless the GEMM ran in u8/i8."""
+    import openvino as ov
+    import openvino.opset13 as ops
+    rng = np.random.default_rng(0)
+
+    def c(v: float):
+        return ops.constant(np.array(v, dtype=np.float32))
+    a = ops.parameter([size, size], np.float32, name="A")
+    aq = ops.fake_quantize(a, c(0.0), c(255 / 64), c(0.0), c(255 / 64), 256)
+    w = ops.multiply(ops.convert(ops.constant(rng.integers(-127, 128, (size, size), dtype=np.int8)), np.float32), c(1 / 64))
+    request, info = _ov_compile(ov.Model([ops.matmul(aq, w, False, False)], [a], "gemm_peak_int8"), threads)
+    if info.get("exec_precision") not in ("u8", "i8"):
+        raise RuntimeError(f"OpenVINO did not run the int8 GEMM in integer (GEMM ran {info.get('exec_precision')})")
+    x = rng.random((size, size), dtype=np.float32) * 3
+    return lambda: request.infer({0: x}), info
+
+
+def _torch_matmul_bf16(size: int, threads: int) -> tuple[Callable[[], object], dict]:
+    """torch.matmul on bf16 tensors (oneDNN: AVX512-BF16 / AMX where the CPU has them, else emulated)."""
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(size, size, generator=g).to(torch.bfloat16) for _ in range(2))
+
+    def call() -> object:
+        with torch.inference_mode():
+            return torch.matmul(a, b)
+    native = bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
+    return call, {"isa": torch.backends.cpu.get_cpu_capability(), "exec_precision": "bf16" if native else "bf16 (emulated)"}
+
+
+MAKERS: dict[str, Callable[[int, int], tuple[Callable[[], object], dict]]] = {
+    "torch.matmul": _torch_matmul, "onnxruntime.MatMul": _ort_matmul, "openvino.MatMul": _ov_matmul,
+    "torch._int_mm": _torch_int_mm, "onnxruntime.MatMulInteger": _ort_matmul_integer,
+    "openvino.MatMul.int8": _ov_matmul_int8,
+    "torch.matmul.bf16": _torch_matmul_bf16, "openvino.MatMul.bf16": lambda size, threads: _ov_matmul(size, threads, "bf16"),
+}
+
+
+ROUNDS = 2  # each backend's time is split over rounds interleaved with the others': a burst of other load
+#           (a shared VM, a second process) then costs one round of one backend, not a backend's whole peak
+
+
+def _measure_all(names: tuple[str, ...], sizes: tuple[int, ...], threads: int, seconds: float) -> dict[str, dict]:
+    """Every backend over ``sizes`` (ascending), ``seconds`` shared by all, best of ``ROUNDS`` interleaved
+    rounds; a backend's entry is its best size. A size whose single call, at the backend's best rate so
+    far, would take over half its share of a round (a slow fallback kernel) is skipped, not run. A backend
+    that fails gets an ``error`` entry instead."""
+    share = seconds / (len(names) * len(sizes) * ROUNDS)
+    calls: dict[tuple[str, int], Callable[[], object]] = {}
+    per_size: dict[str, dict[int, dict]] = {n: {s: {"size": s} for s in sizes} for n in names}
+    info: dict[str, dict] = {n: {} for n in names}
+    errors: dict[str, str] = {}
+    for _ in range(ROUNDS):
+        for name in names:
+            for size in sizes:
+                if name in errors:
+                    break
+                entry = per_size[name][size]
+                rate = max((e["macs_per_s"] for e in per_size[name].values() if "macs_per_s" in e), default=None)
+                if rate and "macs_per_s" not in entry and size**3 / rate > share / 2:
+                    entry["skipped"] = "would not fit the time budget"
+                    continue
+                try:
+                    if (name, size) not in calls:
+                        calls[name, size], info[name] = MAKERS[name](size, threads)
+                    best = _best_seconds(calls[name, size], share, warmup=1 if "macs_per_s" in entry else 2)
+                except Exception as exc:  # noqa: BLE001 - one backend missing must not hide the others
+                    errors[name] = f"{type(exc).__name__}: {exc}"[:300]
+                    break
+                entry.pop("skipped", None)
+                if best < entry.get("best_ms", float("inf")) / 1e3:
+                    entry.update(macs_per_s=size**3 / best, best_ms=best * 1e3)
+    calls.clear()
+    out: dict[str, dict] = {}
+    for name in names:
+        if name in errors:
+            out[name] = {"backend": name, "threads": threads, "error": errors[name]}
+            continue
+        rows = list(per_size[name].values())
+        top = max((s for s in rows if "macs_per_s" in s), key=lambda s: s["macs_per_s"])
+        out[name] = {"backend": name, "macs_per_s": top["macs_per_s"], "gops": 2 * top["macs_per_s"] / 1e9,
+                     "best_ms": top["best_ms"], "size": top["size"], "threads": threads, **info[name], "sizes": rows}
+    return out
+
+
+def gemm_peak(precision: str = "fp32", *, threads: int | None = None, sizes: tuple[int, ...] = SIZES,
+              size: int | None = None, seconds: float = 1.0, fp32: dict | None = None) -> dict:
+    """Measured square-GEMM peak of ``precision`` at ``threads`` CPU threads: the best of the runtimes'
+    kernels (``BACKENDS``), each over ``sizes`` (``size``: just that one), ``seconds`` shared by all.
+
+    ``backends`` holds every backend's entry (backend, size, threads, macs_per_s, for OpenVINO the precision
+    read back) or its ``error``; ``macs_per_s``/``backend``/``size`` are the best one's (None if all failed).
+    int8 also gets ``fp32_macs_per_s`` and a ``note`` naming runtimes whose int8 GEMM is slower than their
+    fp32 one; the fp32 side is ``fp32`` (a gemm_peak("fp32") result) or, without it, measured here at a
+    third of the time."""
+    if precision not in BACKENDS:
+        raise ValueError(f"precision must be one of {', '.join(BACKENDS)}, not {precision!r}")
+    sizes = (size,) if size else tuple(sorted(sizes))
     old = torch.get_num_threads()
     threads = threads or old
     torch.set_num_threads(threads)
     try:
-        if precision == "fp32":
-            best = _torch_fp32(size, seconds)
-            return {"precision": "fp32", "macs_per_s": best["macs_per_s"], "gflops": best["gops"], "size": size,
-                    "threads": threads, "backend": best["backend"]}
-        share = seconds / 3  # fp32 reference + two int8 backends share the budget
-        fp32 = _torch_fp32(size, share)
-        backends: dict[str, dict] = {}
-        for name, run in (("torch._int_mm", lambda: _torch_int_mm(size, share)),
-                          ("onnxruntime.MatMulInteger", lambda: _ort_matmul_integer(size, share, threads))):
-            try:
-                backends[name] = run()
-            except Exception as exc:  # noqa: BLE001 - one backend missing must not hide the other
-                backends[name] = {"backend": name, "error": f"{type(exc).__name__}: {exc}"}
+        if precision == "int8" and fp32 is None:
+            fp32 = gemm_peak("fp32", threads=threads, sizes=sizes, seconds=seconds / 3)
+            seconds -= seconds / 3
+        backends = _measure_all(BACKENDS[precision], sizes, threads, seconds)
         ok = [b for b in backends.values() if "macs_per_s" in b]
-        best = max(ok, key=lambda b: b["macs_per_s"]) if ok else {"backend": None, "macs_per_s": None, "gops": None}
-        notes = [f"{b['backend']} is {fp32['macs_per_s'] / b['macs_per_s']:.1f}x slower than FP32 torch.matmul"
-                 for b in ok if b["macs_per_s"] < fp32["macs_per_s"]]
-        return {"precision": "int8", "macs_per_s": best["macs_per_s"], "gops": best["gops"], "size": size,
-                "threads": threads, "backend": best["backend"], "backends": backends,
-                "fp32_macs_per_s": fp32["macs_per_s"], "note": "; ".join(notes) or None}
+        best = max(ok, key=lambda b: b["macs_per_s"]) if ok else {}
+        out = {"precision": precision, "macs_per_s": best.get("macs_per_s"), "backend": best.get("backend"),
+               "size": best.get("size"), "threads": threads, "backends": backends,
+               "isa_env": {k: os.environ[k] for k in ISA_ENV if k in os.environ}}
+        out["gops" if precision == "int8" else "gflops"] = best.get("gops")
+        if precision == "int8":
+            out["fp32_macs_per_s"] = fp32.get("macs_per_s")
+            out["note"] = _int8_note(backends, fp32)
+        return out
     finally:
         torch.set_num_threads(old)
+
+
+def _int8_note(int8: dict[str, dict], fp32: dict) -> str | None:
+    """Runtimes whose int8 GEMM loses to their own fp32 one (no VNNI / dot product: it happens)."""
+    runtime = lambda name: name.split(".")[0]  # noqa: E731
+    f32 = {runtime(n): b for n, b in (fp32.get("backends") or {}).items() if b.get("macs_per_s")}
+    notes = [f"{n} is {f32[runtime(n)]['macs_per_s'] / b['macs_per_s']:.1f}x slower than {f32[runtime(n)]['backend']} (fp32)"
+             for n, b in int8.items() if b.get("macs_per_s") and runtime(n) in f32 and b["macs_per_s"] < f32[runtime(n)]["macs_per_s"]]
+    return "; ".join(notes) or None
+
+
+def roofline_entry(macs: int, latency_ms: float, peak: dict) -> dict:
+    """A row's roofline: its achieved MAC/s against ``peak`` (a gemm_peak result). The fraction is never
+    clamped: above 1 the row says so (``above_peak``: the square-GEMM peak is then a lower bound)."""
+    rate = achieved(macs, latency_ms)
+    p = peak.get("macs_per_s")
+    fraction = rate / p if p else None
+    out = {"macs": macs, "achieved_macs_per_s": rate, "peak_macs_per_s": p, "peak_backend": peak.get("backend"),
+           "fraction_of_peak": fraction, "above_peak": bool(fraction and fraction > 1.0)}
+    if out["above_peak"]:
+        out["note"] = ABOVE_PEAK
+    return out
 
 
 def achieved(macs_per_inference: float, latency_ms: float) -> float:
