@@ -102,13 +102,39 @@ def fold_weight_quantizers(model):
     return model, folded
 
 
-def activations_to_uint8(model):
-    """Signed activation Q/DQ (int8, zp 0) -> uint8 with zp 128: bit-for-bit the same dequantized values."""
+def activations_to_uint8(model, relu_zero_point_0: bool = True):
+    """Signed activation Q/DQ (int8, zp 0) -> uint8 with zp 128: bit-for-bit the same dequantized values.
+
+    ``relu_zero_point_0``: a pair that quantizes a ReLU's output becomes uint8 with zero-point 0
+    instead (same scale). onnxruntime folds a ReLU into the convolution before it only when the Q
+    that follows it starts at zero, so with zp 128 every ``Conv -> ReLU -> Q`` (the MLP's fc1 of each
+    block) stayed a float FusedConv: 12 of 17 compute nodes ran integer on the demo student, 16 of 17
+    with this. Exact for every value NNCF's grid holds ([0, 127 s]); values above NNCF's clip at s
+    are kept up to 255 s instead of clipped (demo: agreement with the NNCF model unchanged, 100 %)."""
     from onnx import numpy_helper
     model = copy.deepcopy(model)
     g = _Graph(model)
+    producer = {o: n for n in g.g.node for o in n.output}
     changed = 0
+    relu_pairs: dict[str, str] = {}  # Q output -> its new zero-point initializer
     for node in g.g.node:
+        if not relu_zero_point_0 or node.op_type != "QuantizeLinear" or len(node.input) < 3:
+            continue
+        src = producer.get(node.input[0])
+        zp = g.const(node.input[2])
+        if src is not None and src.op_type == "Relu" and zp is not None and zp.dtype == np.int8 and not zp.any():
+            new = numpy_helper.from_array(np.zeros_like(zp, dtype=np.uint8), f"{node.name or node.output[0]}__zp_u8_relu")
+            g.g.initializer.append(new)
+            relu_pairs[node.output[0]] = new.name
+    for node in g.g.node:
+        if node.op_type == "QuantizeLinear" and node.output[0] in relu_pairs:
+            node.input[2] = relu_pairs[node.output[0]]
+            changed += 1
+            continue
+        if node.op_type == "DequantizeLinear" and node.input[0] in relu_pairs:
+            node.input[2] = relu_pairs[node.input[0]]
+            changed += 1
+            continue
         if node.op_type not in QDQ or len(node.input) < 3:
             continue
         if node.op_type == "DequantizeLinear" and g.const(node.input[0]) is not None:
