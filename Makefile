@@ -36,3 +36,11 @@ android-jvm:
 
 clean-demo:
 	rm -rf $(DEMO) datasets/synthetic_fg
+
+# The demo's deploy artifacts on emulated CPUs (qemu-user >= 8; numerics vs native x86, not timings): ARM64 cores
+# (qemu-aarch64) and AVX2-only / SSE4.2-only x86 (qemu-x86_64 -cpu Haswell-v4 / Nehalem running .venv's python).
+# Builds .cache/arm64 once (root: adds a bookworm-backports apt source), writes benchmarks/portability/arm64.{json,md}
+.PHONY: arm64 emulated
+arm64 emulated: $(STAMP)
+	benchmarks/portability/arm64/setup.sh
+	$(BIN)/python -m edge_fgic.bench.emulated $(DEMO)/export
