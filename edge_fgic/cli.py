@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import click
 import typer
 from rich import box
 from rich.console import Console
@@ -27,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from .errors import UserError
+from .errors import UserError, debug_enabled
 from .progress import console
 
 # Commands whose Ctrl-C message suggests --resume (the trainer writes last.pt for it).
@@ -68,10 +70,27 @@ class _Group(TyperGroup):
             raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
         except OSError as exc:
             if exc.errno not in _USER_OS_ERRNOS:
-                raise
+                return _internal(ctx, exc)
             where = exc.filename or ""
             print_error(f"{where}: {exc.strerror}; check the path and its permissions / free space".lstrip(": "))
             raise typer.Exit(1) from None
+        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+            raise
+        except Exception as exc:  # a bug, not the user's input: still one line, unless --debug asks for more
+            return _internal(ctx, exc)
+
+
+INTERNAL_EXIT_CODE = 3
+
+
+def _internal(ctx: typer.Context, exc: BaseException):
+    """An unexpected exception: one line naming the command and the error, exit 3; --debug re-raises."""
+    if debug_enabled():
+        raise exc
+    first = (str(exc).strip().splitlines() or [""])[-1][:240]
+    print_error(f"{ctx.invoked_subcommand or 'edge-fgic'}: unexpected {type(exc).__name__}: {first} -- this is a bug in "
+                "edge-fgic, not your input; rerun with --debug (or EDGE_FGIC_DEBUG=1) for the traceback and report it")
+    raise typer.Exit(INTERNAL_EXIT_CODE) from None
 
 
 APP_HELP = """\
@@ -90,6 +109,8 @@ Pipeline stages:
 
 Datasets are given as [bold]--data KIND=PATH[/] (a plain PATH means an ImageFolder tree); run [bold]edge-fgic datasets[/] for the kinds.
 """
+
+APP_HELP += "\n[bold]--debug[/] (or EDGE_FGIC_DEBUG=1) shows the Python traceback of an unexpected error instead of its one-line summary.\n"
 
 app = typer.Typer(
     name="edge-fgic",
@@ -167,10 +188,11 @@ def datasets_cmd(
     ] = None,
     data_opt: DataOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Decode every image of every split (slower) and list those that fail; exit code 1 if any does.")] = False,
 ) -> None:
     """List the dataset kinds, or inspect one dataset: classes, split sizes, class balance, image sizes.
 
-    Image sizes and modes are read from the headers of at most 200 images per split (fast); a split the dataset does not have is shown as —.
+    Image sizes and modes are read from the headers of at most 200 images per split (fast); a split the dataset does not have is shown as —. --verify decodes every image (what train's check does) and names each bad one.
     """
     spec = _one_data(data, data_opt)
     if spec is None:
@@ -178,11 +200,20 @@ def datasets_cmd(
         return
     from .data.summary import summarize_dataset
 
-    summary = summarize_dataset(spec)
+    summary = summarize_dataset(spec, verify=verify, progress=verify and not as_json)
+    bad = {name: v["bad_images"] for name, v in summary["splits"].items() if v and v.get("bad_images")}
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
-        return
-    _print_summary(summary)
+    else:
+        _print_summary(summary)
+        for name, lines in bad.items():
+            console.print(Text(f"✗ {name}: {len(lines)} image(s) cannot be decoded:", style="red"), soft_wrap=True)
+            for line in lines:
+                console.print(Text(f"  {line}", style="red"), soft_wrap=True)
+        if verify and not bad:
+            console.print(Text("every image of every split decodes", style="green"))
+    if bad:
+        raise typer.Exit(1)
 
 
 def _print_readers(as_json: bool) -> None:
@@ -821,6 +852,9 @@ def _first_command(argv: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``edge-fgic``) and ``python -m edge_fgic``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args:  # anywhere on the line: tracebacks of unexpected errors instead of one line
+        args = [a for a in args if a != "--debug"]
+        os.environ["EDGE_FGIC_DEBUG"] = "1"
     try:
         app(args=args, prog_name="edge-fgic")
     except UserError as exc:  # raised outside a command (the group catches those inside)

@@ -24,3 +24,9 @@ class CheckpointError(UserError):
 class NotApplicable(UserError):
     """This target cannot be built from this input (e.g. TensorRT INT8 from unsigned activations);
     ``export --target all`` reports it as skipped, a single ``--target`` as an error."""
+
+
+def debug_enabled() -> bool:
+    """``--debug`` / ``EDGE_FGIC_DEBUG=1``: show tracebacks of unexpected errors instead of one line."""
+    import os
+    return os.environ.get("EDGE_FGIC_DEBUG", "") not in ("", "0")

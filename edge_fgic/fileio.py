@@ -54,3 +54,50 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def clean_stale(parent: str | os.PathLike, kind: str) -> list[Path]:
+    """Remove ``.{kind}-{pid}-*`` work folders in ``parent`` whose process is gone (a SIGKILL, an
+    ``exit()`` in native code or a power cut skips every ``finally``); returns what was removed.
+    Folders without a pid in their name come from older versions and are removed too."""
+    import shutil
+    removed = []
+    parent = Path(parent)
+    if not parent.is_dir():
+        return removed
+    for d in parent.glob(f".{kind}-*"):
+        pid = d.name[len(kind) + 2:].split("-", 1)[0]
+        if d.is_dir() and not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
+def private_dir(parent: str | os.PathLike, kind: str) -> Path:
+    """A hidden work folder ``.{kind}-{pid}-XXXX`` in ``parent`` (created), after removing the ones
+    dead processes left behind. The caller removes it when done."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(parent, kind)
+    return Path(tempfile.mkdtemp(prefix=f".{kind}-{os.getpid()}-", dir=parent))
+
+
+@contextlib.contextmanager
+def private_workdir(parent: str | os.PathLike, kind: str) -> Iterator[Path]:
+    """:func:`private_dir` as a context: removed on the way out, whatever happened."""
+    import shutil
+    d = private_dir(parent, kind)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

@@ -21,7 +21,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from .data.images import is_image_file, load_rgb
+from .data.images import IMAGE_EXTENSIONS, SKIP_DIRS, is_image_file, list_images, load_rgb, skipped_summary
 from .errors import BadImageError, UserError
 
 
@@ -77,16 +77,17 @@ def find_images(sources: Sequence[str], recursive: bool = True) -> list[Path]:
     for s in sources:
         p = Path(s).expanduser()
         if p.is_dir():
-            found = sorted(q for q in (p.rglob("*") if recursive else p.iterdir()) if q.is_file() and is_image_file(q))
+            found = list_images(p, recursive)  # hidden files and folders (AppleDouble ._x.jpg, .git) are not photos
             if not found:
                 raise UserError(f"{p}: no images in this folder (looked for {', '.join(('.jpg', '.png', '.webp', '...'))})")
             out += found
         elif p.is_file():
-            if not is_image_file(p):
+            if not p.name.lower().endswith(IMAGE_EXTENSIONS):  # named explicitly: even a dot-file is meant
                 raise UserError(f"{p}: not an image file (expected .jpg, .png, .bmp, .webp, .tif ...)")
             out.append(p)
         elif any(ch in s for ch in "*?["):
-            found = sorted(Path(q) for q in glob.glob(str(p), recursive=True) if is_image_file(q))
+            found = sorted(Path(q) for q in glob.glob(str(p), recursive=True) if is_image_file(q)
+                           and not any(part in SKIP_DIRS for part in Path(q).parts))
             if not found:
                 raise UserError(f"{s}: the pattern matches no images")
             out += found
@@ -168,7 +169,8 @@ def predict(cfg: PredictConfig, *, progress: bool = True) -> PredictResult:
                 row["correct"] = top[0][0] == truth
             rows.append(row)
     if not rows:
-        raise UserError("no image could be read; see the skipped files above" if skipped else "no images to classify")
+        raise UserError(f"no image could be read: --skip-bad-images skipped {skipped_summary(skipped)}" if skipped
+                        else "no images to classify")
     result = PredictResult(rows=rows, classifier=clf.describe, classes=clf.classes, skipped=skipped,
                            ms_per_image=run_ms / len(rows))
     labelled = [r for r in rows if "true" in r]

@@ -18,6 +18,7 @@ from rich.progress import (
 T = TypeVar("T")
 
 console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)  # warnings that must not mix with a command's stdout
 
 
 def progress_enabled() -> bool:

@@ -158,13 +158,19 @@ def test_resolve_device():
             resolve_device(f"cuda:{torch.cuda.device_count()}")
 
 
-def test_unexpected_exception_keeps_its_traceback(imagefolder, monkeypatch):
-    """Only UserError is shortened: anything else is a bug and must propagate (full traceback)."""
+def test_unexpected_exception_is_one_line_unless_debug(imagefolder, monkeypatch, capsys):
+    """A bug is one line naming the command and the error (exit 3) for a user; --debug (anywhere on the
+    line) or EDGE_FGIC_DEBUG=1 lets it propagate with its full traceback."""
     import edge_fgic.data.summary as summary
 
     def bug(*a, **k):
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(summary, "summarize_dataset", bug)
-    with pytest.raises(ZeroDivisionError):
+    monkeypatch.setenv("EDGE_FGIC_DEBUG", "0")  # off, and restored after the test (main() sets it for --debug)
+    with pytest.raises(SystemExit) as exit_info:
         cli.main(["datasets", str(imagefolder())])
+    assert exit_info.value.code == 3
+    assert "datasets: unexpected ZeroDivisionError: a bug" in capsys.readouterr().err
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["datasets", str(imagefolder("d2")), "--debug"])

@@ -3,7 +3,6 @@ ONNX Q/DQ tools (weight folding, exact uint8 rewrite, TensorRT rule checker)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -17,7 +16,7 @@ from edge_fgic.cli import app
 from edge_fgic.errors import UserError
 from edge_fgic.models import load_checkpoint, load_model
 from edge_fgic.models.fuse import fuse_for_deploy
-from edge_fgic.quant.nncf_quant import QuantConfig, calibration_subset, quantizers, run_quantize
+from edge_fgic.quant.nncf_quant import calibration_subset, quantizers
 from edge_fgic.quant.onnx_qdq import activations_to_uint8, check_tensorrt_qdq, export_qdq
 
 runner = CliRunner()

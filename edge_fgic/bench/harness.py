@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from ..fileio import write_json, write_text
-from ..progress import console
+from ..fileio import write_json
 from . import stats
 
 SCHEMA_VERSION = 1
@@ -187,8 +186,6 @@ def _run_worker(artifact: Path, manifest: dict | None, images: Path, cfg: BenchC
 
 
 def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
-    import tempfile
-
     from ..data.datasets import parse_data_spec, read_split
     from ..export.manifest import read_manifest
     from ..models.checkpoint import load_checkpoint
@@ -224,7 +221,8 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
     ref_manifest = {"classes": classes, "input": {**ref.preprocess.to_dict(), "layout": "NCHW"},
                     "artifact": {"file": Path(ref_path).name, "target": "torch", "precision": "fp32"}}
     rows: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix=".bench-", dir=out) as tmp:
+    from ..fileio import private_workdir
+    with private_workdir(out, "bench") as tmp:  # a killed bench's folder is cleared here next time
         work, cache = Path(tmp), {}
         _, _, labels = _images(spec, cfg.split, _pre_key(ref_manifest), cfg.max_images, work, cache)
         same = Path(ref_path).resolve()

@@ -9,7 +9,6 @@ the worker writes the logits (.npy) and a JSON result next to the spec.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import sys
 import time

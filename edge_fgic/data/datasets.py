@@ -9,14 +9,14 @@ function and one registry row.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 from torch.utils.data import Dataset
 
 from ..errors import UserError
-from .images import find_bad_images, is_image_file, load_rgb
+from .images import SKIP_DIRS, find_bad_images, list_images, load_rgb, skipped_summary
 
 SPLITS = ("train", "val", "test")
 
@@ -115,6 +115,7 @@ class FGDataset(Dataset):
         self.transform = transform
         self.name = name
         self.note = index.note
+        self.skipped: list[str] = []   # "path: reason" of images --skip-bad-images left out
         self._cache: list | None = None
 
     def cache_in_memory(self, progress: bool = True) -> "FGDataset":
@@ -151,6 +152,7 @@ def open_split(
     """
     spec = parse_data_spec(spec)
     index = read_split(spec, split)
+    bad: list[str] = []
     if check_images:
         bad = find_bad_images([p for p, _ in index.samples], progress=progress, label=split)
         if bad:
@@ -163,7 +165,13 @@ def open_split(
             bad_paths = {b.split(": ", 1)[0] for b in bad}
             index.samples = [(p, y) for p, y in index.samples if p not in bad_paths]
             index.note = (index.note + f"; skipped {len(bad)} unreadable image(s)").lstrip("; ")
-    return FGDataset(index, transform, name=str(spec))
+            # never silent: the files and why, on the console (stderr) and kept on the dataset for the run's outputs
+            from ..progress import err_console
+            err_console.print(f"warning: --skip-bad-images: skipped {skipped_summary(bad)} in split {split!r} of "
+                              f"{spec.path}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    ds = FGDataset(index, transform, name=str(spec))
+    ds.skipped = list(bad)
+    return ds
 
 
 def check_same_classes(train: FGDataset | SplitIndex, other: FGDataset | SplitIndex, where: str) -> None:
@@ -194,14 +202,13 @@ def _read_imagefolder(root: Path, split: str) -> SplitIndex:
             f"{split_dir}: split folder not found (ImageFolder layout is ROOT/{{train,val,test}}/<class>/<image>; "
             f"found {present or 'no split folders'})"
         )
-    classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith(".")
+                     and d.name not in SKIP_DIRS)
     if not classes:
         raise UserError(f"{split_dir}: no class folders; put images in {split_dir}/<class name>/")
     samples: list[tuple[str, int]] = []
     for label, name in enumerate(classes):
-        files = sorted(
-            str(p) for p in (split_dir / name).rglob("*") if p.is_file() and is_image_file(p) and not p.name.startswith(".")
-        )
+        files = [str(p) for p in list_images(split_dir / name)]
         if not files:
             raise UserError(f"{split_dir / name}: class folder has no images; add images or remove the folder")
         samples += [(f, label) for f in files]

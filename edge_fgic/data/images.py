@@ -24,8 +24,34 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", "
 _BACKGROUND = (128, 128, 128)
 
 
+# folders a dataset or a folder of photos may carry that hold no real images (macOS zip metadata)
+SKIP_DIRS = frozenset({"__MACOSX"})
+
+
 def is_image_file(path: str | os.PathLike) -> bool:
-    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+    """An image by its extension, and not hidden: dot-files, such as the AppleDouble ``._x.jpg`` that
+    macOS writes beside every file on foreign disks, are skipped by every reader and by ``predict``."""
+    name = os.path.basename(str(path))
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Image files under ``folder`` (sorted), skipping hidden files and hidden or metadata folders."""
+    root = Path(folder)
+    found = []
+    for p in (root.rglob("*") if recursive else root.iterdir()):
+        rel = p.relative_to(root).parts
+        if any(part.startswith(".") or part in SKIP_DIRS for part in rel[:-1]):
+            continue
+        if p.is_file() and is_image_file(p):
+            found.append(p)
+    return sorted(found)
+
+
+def skipped_summary(bad: Sequence[str], first: int = 3) -> str:
+    """'N file(s): a: why; b: why; c: why (+ M more)' for a message that names what was skipped."""
+    shown = "; ".join(bad[:first])
+    return f"{len(bad)} file(s): {shown}" + (f" (+ {len(bad) - first} more)" if len(bad) > first else "")
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -69,8 +69,12 @@ def _where(spec: DataSpec, split: str) -> str:
     return str(spec.path / split) if spec.kind == "imagefolder" else f"{spec} (split {split})"
 
 
-def summarize_dataset(data: str | Path | DataSpec, sample: int = SAMPLE_PER_SPLIT, seed: int = 0) -> dict[str, Any]:
+def summarize_dataset(data: str | Path | DataSpec, sample: int = SAMPLE_PER_SPLIT, seed: int = 0,
+                      verify: bool = False, progress: bool = False) -> dict[str, Any]:
     """Inspect a dataset; a split the dataset lacks is ``None`` (not an error).
+
+    ``verify``: decode every image of every split (not only headers) and list the ones that fail
+    under ``splits[split]["bad_images"]`` ("path: reason"; truncated, undecodable, not an image).
 
     Raises :class:`~edge_fgic.errors.UserError` for a missing path, an unknown kind, a layout
     with no split at all, empty class folders, or splits whose class lists differ from train.
@@ -104,6 +108,9 @@ def summarize_dataset(data: str | Path | DataSpec, sample: int = SAMPLE_PER_SPLI
             "note": index.note,
             **_header_stats([p for p, _ in index.samples], sample, seed),
         }
+        if verify:
+            from .images import find_bad_images
+            splits[split]["bad_images"] = find_bad_images([p for p, _ in index.samples], progress=progress, label=split)
     return {
         "data": str(spec),
         "kind": spec.kind,
@@ -113,4 +120,5 @@ def summarize_dataset(data: str | Path | DataSpec, sample: int = SAMPLE_PER_SPLI
         "classes": list(first.classes),
         "splits": splits,
         "sample_per_split": sample,
+        "verified": verify,
     }

@@ -7,9 +7,7 @@ files are renamed in only after the check passes (sidecar first, entry-point fil
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,8 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import NotApplicable, UserError
-from ..fileio import sha256_file, write_text
+from ..errors import NotApplicable, UserError, debug_enabled
+from ..fileio import private_dir, sha256_file, write_text
 from ..progress import console
 from .manifest import build_manifest, dumps, package_version, sidecar_path
 from .targets import PRECISIONS, TARGETS, Target, get_target
@@ -304,7 +302,7 @@ def _export_one(cfg: ExportConfig, ckpt, target: Target, precision: str, out: Pa
     ref = data.reference(ref_key, model)
     tol = _tolerance(cfg, precision, target.name)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".export-{target.name}-", dir=out))
+    tmp = private_dir(out, f"export-{target.name}")  # and clears what a killed export left there
     results: list[ExportResult] = []
     try:
         job = ExportJob(cfg, ckpt, target, precision, model, tmp, stem, profile, data.calibration)
@@ -353,7 +351,7 @@ def _guard(cfg: ExportConfig, target: Target, precision: str, what: str, fn: Cal
     except (UserError, KeyboardInterrupt):
         raise
     except Exception as exc:
-        if os.environ.get("EDGE_FGIC_DEBUG"):
+        if debug_enabled():
             raise
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:240]
         raise UserError(f"{cfg.model}: the {target.name} {precision} {what} failed ({type(exc).__name__}: {first}); "

@@ -95,7 +95,6 @@ def check_builtin_only(model: bytes, name: str) -> list[str]:
 
 def export(job: ExportJob) -> list[Built]:
     from ..quant.nncf_quant import _quiet_nncf
-    from ..models.fuse import fuse_for_deploy
     _quiet_nncf()
     with quiet_native_logs():
         return _export(job)

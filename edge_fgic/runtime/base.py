@@ -53,7 +53,9 @@ class Runner:
         # what was asked of the runtime and what it reports it did (filled by _load / _read_back)
         self.requested: dict[str, Any] = {}
         self.effective: dict[str, Any] = {}
+        self._check_bytes()
         self._load()
+        self._check_manifest()
 
     # -- subclass API
     def _load(self) -> None:
@@ -69,6 +71,63 @@ class Runner:
     def _read_back(self) -> dict[str, Any]:
         """What the runtime reports it actually compiled and will run (subclasses extend)."""
         return {}
+
+    def _io_shapes(self) -> tuple[list | None, list | None]:
+        """(input shape, output shape) as the loaded model declares them; None where unknown."""
+        return None, None
+
+    def _embedded(self) -> dict[str, Any] | None:
+        """The manifest inside the artifact, read through the runtime already loaded (None: none / n.a.)."""
+        return None
+
+    # -- integrity: the artifact is the one its manifest describes, or nothing runs
+    def _check_bytes(self) -> None:
+        """Every file the sidecar lists has the SHA-256 recorded at export (an edited, truncated or
+        swapped artifact is refused before a runtime parses it)."""
+        sha = ((self.manifest or {}).get("files") or {}).get("sha256") or {}
+        if not isinstance(sha, dict):
+            return
+        from ..fileio import sha256_file
+        entry = str(((self.manifest or {}).get("artifact") or {}).get("file") or self.path.name)
+        for name, want in sha.items():
+            # the entry point is this file whatever it is called now (a renamed artifact keeps its manifest)
+            f = self.path if str(name) == entry else self.path.with_name(str(name))
+            if not f.exists():
+                raise UserError(f"{f}: listed in {self.path.name}.json but missing; copy the whole export "
+                                f"(artifact, companions and sidecar) or re-export it")
+            got = sha256_file(f)
+            if got != want:
+                raise UserError(f"{f}: its bytes differ from its manifest (sha256 {got[:12]}… vs {str(want)[:12]}… "
+                                f"recorded at export): the file changed after export or the sidecar belongs to "
+                                f"another artifact; re-export it")
+
+    def _check_manifest(self) -> None:
+        """The manifest fits the model (class count vs output width, input size and layout vs input
+        shape), and a sidecar agrees with the copy inside the artifact."""
+        m = self.manifest
+        if not m:
+            return
+        where = f"{self.path.name}.json" if Path(str(self.path) + ".json").exists() else "its manifest"
+        inside = self._embedded()
+        if inside is not None and where != "its manifest":
+            for key in ("classes", "input", "artifact"):
+                if inside.get(key) != m.get(key):
+                    raise UserError(f"{self.path}: the sidecar {where} and the manifest inside the artifact disagree on "
+                                    f"{key} ({_difference(m.get(key), inside.get(key))}): the sidecar was edited or "
+                                    f"belongs to another artifact; delete it to use the embedded one, or re-export")
+        classes = m.get("classes")
+        inp = m.get("input") or {}
+        in_shape, out_shape = self._io_shapes()
+        if classes is not None and out_shape and isinstance(out_shape[-1], int) and out_shape[-1] > 0 \
+                and out_shape[-1] != len(classes):
+            raise UserError(f"{self.path}: {where} names {len(classes)} classes but the model outputs "
+                            f"{out_shape[-1]}; use the artifact's own manifest (re-export it)")
+        size = inp.get("input_size")
+        if size and in_shape and len(in_shape) == 4:
+            hw = in_shape[1:3] if self.layout == "NHWC" else in_shape[2:4]
+            if all(isinstance(d, int) and d > 0 for d in hw) and list(hw) != [int(size), int(size)]:
+                raise UserError(f"{self.path}: {where} says input {size}x{size} ({self.layout}) but the model takes "
+                                f"{hw[0]}x{hw[1]} (shape {list(in_shape)}); use the artifact's own manifest (re-export it)")
 
     # -- shared
     @property
@@ -131,6 +190,25 @@ _RUNNERS = {
     "tensorrt": ("edge_fgic.runtime.tensorrt_runner", "TensorRTRunner"),
     "torch": ("edge_fgic.runtime.torch_runner", "TorchRunner"),
 }
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _difference(side: Any, inside: Any) -> str:
+    """The first place two manifest sections differ, as 'where: sidecar X, inside Y'."""
+    if isinstance(side, dict) and isinstance(inside, dict):
+        for k in sorted(set(side) | set(inside), key=str):
+            if side.get(k) != inside.get(k):
+                return f"{k}: sidecar {_short(side.get(k))}, inside {_short(inside.get(k))}"
+    if isinstance(side, list) and isinstance(inside, list):
+        if len(side) != len(inside):
+            return f"sidecar {len(side)} entries, inside {len(inside)}"
+        i = next(i for i, (a, b) in enumerate(zip(side, inside)) if a != b)
+        return f"entry {i}: sidecar {_short(side[i])}, inside {_short(inside[i])}"
+    return f"sidecar {_short(side)}, inside {_short(inside)}"
 
 
 def default_threads() -> int:

@@ -75,6 +75,16 @@ class LiteRTRunner(Runner):
         self.out = self.interp.get_output_details()[0]
         self.batch = int(self.inp["shape"][0])
 
+    def _io_shapes(self):
+        return [int(d) for d in self.inp["shape"]], [int(d) for d in self.out["shape"]]
+
+    def _embedded(self):
+        from ..export.tflite_metadata import read_manifest
+        try:
+            return read_manifest(str(self.path))
+        except Exception:  # noqa: BLE001 - no or unreadable metadata: only the sidecar speaks
+            return None
+
     def _read_back(self) -> dict[str, Any]:
         d = delegation(self.interp)
         int8 = np.dtype(self.inp["dtype"]) != np.float32

@@ -95,6 +95,19 @@ class OnnxRuntimeRunner(Runner):
         b = inp.shape[0]
         self.batch = b if isinstance(b, int) else None
 
+    def _io_shapes(self):
+        return list(self.session.get_inputs()[0].shape), list(self.session.get_outputs()[0].shape)
+
+    def _embedded(self):
+        import json
+
+        from ..export.manifest import MANIFEST_KEY
+        text = self.session.get_modelmeta().custom_metadata_map.get(MANIFEST_KEY)
+        try:
+            return json.loads(text) if text else None
+        except json.JSONDecodeError:
+            return None
+
     def _read_back(self) -> dict[str, Any]:
         """The session's providers and threads, and the graph ORT optimised for this CPU (a second,
         throwaway session writes it out; the timed session is untouched)."""

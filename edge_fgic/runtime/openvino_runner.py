@@ -85,6 +85,7 @@ class OpenVINORunner(Runner):
         config = {k: v for k, v in self.requested.items() if k.isupper()}
         try:
             model = core.read_model(str(self.path))
+            self._model = model
             self.compiled = core.compile_model(model, "CPU", config)
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
@@ -92,6 +93,22 @@ class OpenVINORunner(Runner):
         self.request = self.compiled.create_infer_request()
         shape = self.compiled.input(0).get_partial_shape()
         self.batch = shape[0].get_length() if shape[0].is_static else None
+
+    def _io_shapes(self):
+        def dims(port):
+            return [d.get_length() if d.is_static else -1 for d in port.get_partial_shape()]
+        return dims(self.compiled.input(0)), dims(self.compiled.output(0))
+
+    def _embedded(self):
+        import json
+
+        from ..export.manifest import MANIFEST_KEY
+        try:
+            if self._model.has_rt_info([MANIFEST_KEY]):
+                return json.loads(self._model.get_rt_info([MANIFEST_KEY]).astype(str))
+        except (RuntimeError, ValueError):
+            return None
+        return None
 
     def _read_back(self) -> dict[str, Any]:
         c = self.compiled

@@ -59,6 +59,9 @@ class TensorRTRunner(Runner):
         self.batch = shape[0] if shape[0] > 0 else None
         self.device_index = 0 if self.device in ("cpu", "cuda", "auto") else int(self.device.split(":")[-1])
 
+    def _io_shapes(self):
+        return list(self.engine.get_tensor_shape(self.inputs[0])), list(self.engine.get_tensor_shape(self.outputs[0]))
+
     def _run(self, x: np.ndarray) -> np.ndarray:
         torch = self._torch
         dev = torch.device("cuda", self.device_index)

@@ -26,9 +26,9 @@ from torch.utils.data import DataLoader, DistributedSampler
 from ..data.datasets import FGDataset, check_same_classes, open_split, parse_data_spec
 from ..data.transforms import AugmentConfig, PreprocessConfig, eval_transform, train_transform
 from ..errors import UserError
-from ..fileio import write_json, write_text
+from ..fileio import write_text
 from ..models import create_model, load_checkpoint, save_checkpoint
-from ..models.checkpoint import Checkpoint, unwrap
+from ..models.checkpoint import Checkpoint
 from ..models.factory import FGClassifier, variant_kwargs
 from ..progress import console, make_progress, progress_enabled
 from ..utils import resolve_device
@@ -346,6 +346,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
                      "hooks": hooks.state_dict()}
             save_checkpoint(last_path, model, metrics=row, extra=extra, **meta, **hooks.checkpoint_fields(model))
             write_history(out, history)
+            if epoch == start_epoch and (train_ds.skipped or val_ds.skipped):  # --skip-bad-images: which, and why
+                write_text(out / "skipped-images.txt", "".join(f"{split}\t{line}\n" for split, ds in
+                                                              (("train", train_ds), ("val", val_ds)) for line in ds.skipped))
             if prog is None:
                 agree = f"  agreement {row['val_agreement']:.2f} %" if "val_agreement" in row else ""
                 console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.3f}  val top-1 {row['val_top1']:.2f}{agree}  ({row['epoch_time_s']:.1f}s)")
