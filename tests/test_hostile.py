@@ -212,3 +212,26 @@ def test_work_folders_a_killed_run_left_are_cleared_by_the_next_one(tiny_bnrelu_
     assert res.status == "ok" and not dead.exists() and not legacy.exists() and live.exists()
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [live.name]
     assert clean_stale(out, "export-onnx") == [] and live.exists()
+
+
+def test_export_into_a_full_disk_is_one_line_and_leaves_nothing(ptq_signed, tmp_path):
+    """The TFLite converter calls exit() in native code when its output stream fails (LLVM ERROR: IO
+    failure ... No space left on device): it runs in a process of its own, so the export still says why
+    in one line and its work folder goes. A real full disk: a 12 KiB tmpfs (root only)."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(full)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        r = runner.invoke(app, ["export", "-m", str(ptq_signed / "best.pt"), "--target", "tflite", "-p", "int8",
+                                "--out", str(full / "out")])
+        line = _one_line(r)
+        assert "tflite int8 converter" in line and "No space left on device" in line, line
+        assert [p for p in full.rglob("*") if p.is_file()] == [], list(full.rglob("*"))
+    finally:
+        subprocess.run(["umount", str(full)], capture_output=True)

@@ -308,7 +308,7 @@ def _export_one(cfg: ExportConfig, ckpt, target: Target, precision: str, out: Pa
         job = ExportJob(cfg, ckpt, target, precision, model, tmp, stem, profile, data.calibration)
         t0 = time.perf_counter()
         with console.status(f"exporting {target.name} {precision} ...") if progress else _null():
-            built_list: list[Built] = _guard(cfg, target, precision, "converter", target.exporter(), job)
+            built_list: list[Built] = _guard(cfg, target, precision, "converter", target.build(), job)
         build_s = time.perf_counter() - t0
         staged = []
         for built in built_list:

@@ -21,6 +21,14 @@ class Target:
     module: str              # edge_fgic.export.<module>.export(job) builds it
     packages: tuple[str, ...]  # importable modules the target needs
     description: str
+    isolate: bool = False    # the converter can exit()/abort in native code: run it in a child process
+
+    def build(self):
+        """The function that builds this target from an ExportJob (in a child process where ``isolate``)."""
+        if self.isolate:
+            from .isolate import run_isolated
+            return run_isolated
+        return self.exporter()
 
     def missing(self) -> list[str]:
         return [p for p in self.packages if importlib.util.find_spec(p) is None]
@@ -40,7 +48,8 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("tflite", ".tflite", ("fp32", "fp16", "int8"), "litert", "tflite", False, "tflite_export",
            ("litert_torch", "ai_edge_litert", "ai_edge_quantizer"),
            "LiteRT/TFLite flatbuffer (NHWC input, builtin ops only) via litert-torch; INT8 full-integer via "
-           "ai-edge-quantizer calibrated on training images; metadata + labels for Android"),
+           "ai-edge-quantizer with NNCF's activation ranges carried over; metadata + labels for Android; "
+           "converted in a process of its own (the converter can exit() in native code)", isolate=True),
     Target("openvino", ".xml", ("fp32", "fp16", "int8"), "openvino", "core", False, "openvino_export",
            ("openvino",),
            "OpenVINO IR (.xml + .bin) from the PyTorch/NNCF model; runs NNCF's INT8 in integer on x86"),

@@ -1,0 +1,141 @@
+"""Converters that can die in native code run in a process of their own.
+
+litert-torch's MLIR/LLVM converter and ai-edge-quantizer call ``exit()`` or abort on some failures
+(a full disk: ``LLVM ERROR: IO failure on output stream: No space left on device``), which skips every
+``finally`` of the process that called them: the export command exited 1 with no message and left its
+``.export-*`` folder with a ``.tflite.part`` behind. Here the target's ``export(job)`` runs in a
+*spawned* child (not forked: a fork after torch's thread pools started can hang) that rebuilds the job
+from the checkpoint path, the export options and the calibration images the parent already chose; its
+stderr goes to a log file in the job's temp folder. The parent gets the child's ``Built`` list, or its
+``UserError``, or — if the child died — one line with the exit status and the line the native code
+printed last. The temp folder is the parent's: the exporter removes it whatever happened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+
+# lines worth quoting from a dead converter's stderr (first match from the end wins)
+_TELLING = re.compile(r"error|fatal|abort|no space|failed|killed|out of memory|cannot", re.I)
+
+
+def run_isolated(job) -> list:
+    """``job.target``'s exporter in a spawned child; returns its ``Built`` list."""
+    import tempfile
+    # the calibration images travel through the system temp folder: the output disk is the converter's
+    with tempfile.TemporaryDirectory(prefix="edge-fgic-calib-") as handoff:
+        return _run(job, Path(handoff))
+
+
+def _run(job, handoff: Path) -> list:
+    tmp = Path(job.tmp)
+    spec: dict[str, Any] = {"cfg": dataclasses.asdict(job.cfg), "target": job.target.name, "precision": job.precision,
+                            "tmp": str(tmp), "stem": job.stem, "profile": job.profile, "log": str(handoff / "converter.log"),
+                            "result": str(handoff / "converter.result.pkl"), "calibration": None}
+    if job.precision == "int8":
+        images, record = job.calibration()
+        np.save(handoff / "calibration.npy", np.concatenate(images) if images else np.zeros((0, 3, 1, 1), np.float32))
+        spec["calibration"] = {"images": str(handoff / "calibration.npy"), "record": record}
+    spec_path = handoff / "spec.json"
+    spec_path.write_text(json.dumps(spec, default=str))
+    # a fresh interpreter (not a fork: one after torch's thread pools started can hang), stdout unused
+    proc = subprocess.Popen([sys.executable, "-m", "edge_fgic.export.isolate", str(spec_path)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(10)
+        raise
+    result = Path(spec["result"])
+    if result.exists():
+        with open(result, "rb") as fh:
+            out = pickle.load(fh)
+        result.unlink()
+        if out["ok"]:
+            return out["built"]
+        if out["user_error"]:
+            raise UserError(out["message"])
+        raise UserError(f"{job.cfg.model}: the {job.target.name} {job.precision} converter failed ({out['message']}); "
+                        "nothing was written")
+    raise UserError(f"{job.cfg.model}: the {job.target.name} {job.precision} converter died in native code "
+                    f"({_status(proc.returncode)}: {last_words(Path(spec['log']))}); nothing was written")
+
+
+def _status(code: int | None) -> str:
+    if code is None:
+        return "no exit status"
+    if code < 0:
+        import signal
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+def last_words(log: Path, limit: int = 240) -> str:
+    """The most telling line of a converter's stderr: the last one naming an error, else the last line."""
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        lines = []
+    if not lines:
+        return "it printed nothing"
+    for line in reversed(lines):
+        if _TELLING.search(line):
+            return line[:limit]
+    return lines[-1][:limit]
+
+
+def _child(spec: dict[str, Any]) -> None:
+    """In the spawned process: rebuild the job, export, pickle the outcome next to the artifact."""
+    log = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 2)                                  # native code's own prints land in the log
+    os.environ["EDGE_FGIC_NATIVE_LOG"] = spec["log"]  # and so do those quiet_native_logs() holds back
+    try:
+        out = {"ok": True, "built": _export(spec)}
+    except UserError as exc:
+        out = {"ok": False, "user_error": True, "message": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - the parent's _guard turns it into one line
+        first = (str(exc).strip().splitlines() or [""])[-1][:240]
+        out = {"ok": False, "user_error": False, "message": f"{type(exc).__name__}: {first}"}
+    tmp = spec["result"] + ".tmp"
+    with open(tmp, "wb") as fh:
+        pickle.dump(out, fh)
+    os.replace(tmp, spec["result"])
+
+
+def _export(spec: dict[str, Any]) -> list:
+    from ..models.checkpoint import load_checkpoint
+    from .exporter import ExportConfig, ExportJob
+    from .targets import TARGETS
+    cfg = ExportConfig(**spec["cfg"])
+    ckpt = load_checkpoint(cfg.model)
+    model = ckpt.build_model().cpu().eval()
+    calib = spec["calibration"]
+    if calib:
+        images = np.load(calib["images"])
+        chosen = ([images[i:i + 1] for i in range(len(images))], calib["record"])
+    else:
+        chosen = ([], {})
+    target = TARGETS[spec["target"]]
+    job = ExportJob(cfg, ckpt, target, spec["precision"], model, Path(spec["tmp"]), spec["stem"], spec["profile"],
+                    lambda: chosen)
+    return target.exporter()(job)
+
+
+if __name__ == "__main__":  # python -m edge_fgic.export.isolate SPEC.json (what run_isolated starts)
+    _child(json.loads(Path(sys.argv[1]).read_text()))
