@@ -114,7 +114,9 @@ class Runner:
                 if inside.get(key) != m.get(key):
                     raise UserError(f"{self.path}: the sidecar {where} and the manifest inside the artifact disagree on "
                                     f"{key} ({_difference(m.get(key), inside.get(key))}): the sidecar was edited or "
-                                    f"belongs to another artifact; delete it to use the embedded one, or re-export")
+                                    f"belongs to another artifact (or a tool that derived this file from another export "
+                                    f"kept that export's manifest inside); delete the sidecar to use the embedded one, "
+                                    f"or re-export")
         classes = m.get("classes")
         inp = m.get("input") or {}
         in_shape, out_shape = self._io_shapes()

@@ -87,7 +87,8 @@ class LiteRTRunner(Runner):
 
     def _read_back(self) -> dict[str, Any]:
         d = delegation(self.interp)
-        int8 = np.dtype(self.inp["dtype"]) != np.float32
+        # an int8 graph may keep float I/O (Quantize/Dequantize at the ends): look at its tensors, not its input
+        int8 = any(np.dtype(d["dtype"]) in (np.int8, np.uint8) for d in self.interp.get_tensor_details())
         # XNNPACK computes float graphs in f32 (no fp16 opt-in in our models) and int8 graphs in QS8/QU8
         return {"precision": "f32", "threads": self.threads, "delegate": d, "io_dtype": np.dtype(self.inp["dtype"]).name,
                 "integer_graph": bool(int8)}
