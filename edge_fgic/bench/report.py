@@ -18,7 +18,8 @@ def _neg(v: float) -> float:
 
 
 DETAILS = ("Artifact", "load ms", "first ms", "p99 ms", "batch", "FPS at batch", "peak RSS MB", "preprocess ms/img",
-           "top-5", "macro F1", "McNemar p", "max |Δ logit|", "GMAC/s (% of GEMM peak)", "mJ/inference")
+           "top-5", "macro F1", "McNemar p", "max |Δ logit|", "GMAC/s (% of GEMM peak)", "mJ/inference",
+           "asked of the runtime")
 
 
 def _details(r: dict[str, Any]) -> list[str]:
@@ -30,7 +31,17 @@ def _details(r: dict[str, Any]) -> list[str]:
             f"{r.get('preprocess_ms', 0):.2f}", f"{r['top5']:.2f}", f"{r['macro_f1']:.2f}",
             f"{mc['p_value']:.3g}" if mc else "", f"{r['max_abs_logit_diff']:.3g}" if "max_abs_logit_diff" in r else "",
             roofline_cell(r.get("roofline")),
-            (f"{r['energy']['mj_per_inference']:.2f}" if (r.get("energy") or {}).get("mj_per_inference") is not None else "")]
+            (f"{r['energy']['mj_per_inference']:.2f}" if (r.get("energy") or {}).get("mj_per_inference") is not None else ""),
+            _asked(r.get("execution"))]
+
+
+def _asked(ex: dict[str, Any] | None) -> str:
+    """What the runner asked its runtime for (the *Ran as* column says what it read back)."""
+    req = (ex or {}).get("requested") or {}
+    if not req:
+        return ""
+    extra = [f"{k}={v}" for k, v in req.items() if k in ("INFERENCE_PRECISION_HINT", "op_resolver", "fp32_precision")]
+    return ", ".join([f"{req.get('precision')}", f"{req.get('threads')} thr", *extra])
 
 
 def roofline_cell(roof: dict[str, Any] | None) -> str:
