@@ -101,3 +101,75 @@ def private_workdir(parent: str | os.PathLike, kind: str) -> Iterator[Path]:
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+_HELD: dict[str, int] = {}  # lock files this process holds -> depth (a stage inside a command re-enters)
+LOCK_NAME = ".edge-fgic.lock"
+
+
+@contextlib.contextmanager
+def out_lock(folder: str | os.PathLike, command: str) -> Iterator[Path]:
+    """Only one edge-fgic command writes into ``folder`` at a time: a second one refuses in one line
+    instead of interleaving its files with the first's. An OS file lock (flock), so a killed command
+    never leaves a stale lock; the lock file goes with the command, and so does a folder that this
+    command created and left empty (a command that failed early writes nothing)."""
+    import fcntl
+    import json as _json
+
+    from .errors import UserError
+    folder = Path(folder).expanduser()
+    key = str(folder.resolve())
+    if os.environ.get("RANK", "0") not in ("", "0"):  # torchrun: the job's rank 0 holds it for every rank
+        yield folder
+        return
+    if _HELD.get(key):
+        _HELD[key] += 1
+        try:
+            yield folder
+        finally:
+            _HELD[key] -= 1
+        return
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{folder}: cannot create the output folder ({exc.strerror}); choose another --out") from None
+    path = folder / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if created:
+            _rmdir_if_empty(folder)
+        raise UserError(f"{folder}: cannot write there ({exc.strerror}); check its permissions or choose another --out") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            holder = _json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        except (OSError, ValueError):
+            holder = {}
+        os.close(fd)
+        who = f"pid {holder.get('pid')}: edge-fgic {holder.get('command')}" if holder else "another process"
+        raise UserError(f"{folder}: another edge-fgic command ({who}) is writing here; wait for it to finish "
+                        "or choose another --out") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, _json.dumps({"pid": os.getpid(), "command": command}).encode(), 0)
+    _HELD[key] = 1
+    try:
+        yield folder
+    finally:
+        _HELD.pop(key, None)
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        os.close(fd)  # releases the flock
+        if created:
+            _rmdir_if_empty(folder)
+
+
+def _rmdir_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass

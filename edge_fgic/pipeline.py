@@ -120,7 +120,14 @@ def _teacher_recipe(sections: dict[str, Any], cfg: PipelineConfig) -> dict[str, 
 
 
 def run_pipeline(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the stages ``from_stage..until``; returns per-stage records and the bench report."""
+    """Run (or resume) the stages ``from_stage..until``; returns per-stage records and the bench report.
+    One pipeline per --out at a time (the stages lock their own folders too)."""
+    from .fileio import out_lock
+    with out_lock(cfg.out, "pipeline"):
+        return _run_pipeline(cfg, progress=progress)
+
+
+def _run_pipeline(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any]:
     if cfg.from_stage not in STAGES or cfg.until not in STAGES:
         raise UserError(f"--from/--until: choose stages from {', '.join(STAGES)}")
     lo, hi = STAGES.index(cfg.from_stage), STAGES.index(cfg.until)

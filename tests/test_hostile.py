@@ -235,3 +235,80 @@ def test_export_into_a_full_disk_is_one_line_and_leaves_nothing(ptq_signed, tmp_
         assert [p for p in full.rglob("*") if p.is_file()] == [], list(full.rglob("*"))
     finally:
         subprocess.run(["umount", str(full)], capture_output=True)
+
+
+# ---------------------------------------------------------------- concurrency and environment
+
+
+def _holder(folder: Path, command: str):
+    """A second process that holds ``folder``'s lock, as a running edge-fgic command does."""
+    import subprocess
+    import sys
+    code = ("import sys, time; from edge_fgic.fileio import out_lock\n"
+            f"with out_lock({str(folder)!r}, {command!r}):\n    print('held', flush=True); time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_command_on_the_same_out_refuses_and_a_killed_one_leaves_no_lock(tiny_bnrelu_run, tmp_path):
+    import signal
+    out = tmp_path / "shared-out"
+    holder = _holder(out, "export")
+    try:
+        line = _one_line(runner.invoke(app, ["export", "-m", str(tiny_bnrelu_run), "--out", str(out)]))
+        assert f"another edge-fgic command (pid {holder.pid}: edge-fgic export) is writing here" in line
+        assert not (out / "run-fp32.onnx").exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)  # the OS drops the flock with the process: nothing stale
+        holder.wait()
+    r = runner.invoke(app, ["export", "-m", str(tiny_bnrelu_run), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["run-fp32.onnx", "run-fp32.onnx.json"]  # no lock file left
+
+
+def test_read_only_output_folder_is_one_line(tiny_bnrelu_run, tmp_path):
+    import os
+    import subprocess
+    if os.geteuid() != 0:
+        pytest.skip("a read-only mount needs root (chmod does not stop root)")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        line = _one_line(runner.invoke(app, ["export", "-m", str(tiny_bnrelu_run), "--out", str(ro / "out")]))
+        assert str(ro / "out") in line and "Read-only file system" in line
+    finally:
+        subprocess.run(["umount", str(ro)], capture_output=True)
+
+
+def test_home_unset_unwritable_or_corrupt_cache_and_odd_paths(tiny_synth, exported, tmp_path):
+    import os
+    import subprocess
+    import sys
+    odd = tmp_path / "dätä sét ü" / "photos à voir"
+    shutil.copytree(tiny_synth / "val", odd)
+    env = {k: v for k, v in os.environ.items() if k not in ("HOME", "EDGE_FGIC_CACHE")}
+    env["NO_COLOR"] = "1"
+    run = lambda *a, **kw: subprocess.run([sys.executable, "-m", "edge_fgic", *a], capture_output=True, text=True,
+                                          env={**env, **kw}, timeout=300)
+    proc = run("datasets", str(tiny_synth), "--verify")                      # HOME unset
+    assert proc.returncode == 0 and "every image of every split decodes" in proc.stdout, proc.stderr
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    proc = run("datasets", str(tiny_synth), "--verify", EDGE_FGIC_CACHE=str(cache))
+    assert proc.returncode == 0
+    for f in cache.rglob("*.json"):
+        f.write_text("{ not json")                                            # a corrupt cache file
+    proc = run("datasets", str(tiny_synth), "--verify", EDGE_FGIC_CACHE=str(cache))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")            # an unwritable cache
+    proc = run("datasets", str(tiny_synth), "--verify", EDGE_FGIC_CACHE=str(blocked / "sub"))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    out = tmp_path / "prédictions à part" / "p.jsonl"                        # spaces, non-ASCII, a new folder
+    proc = run("predict", "-m", str(exported), str(odd), "-o", str(out), "--show", "0")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert rows and all(r["file"].startswith(str(odd)) for r in rows)

@@ -186,6 +186,15 @@ def _run_worker(artifact: Path, manifest: dict | None, images: Path, cfg: BenchC
 
 
 def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Bench ``cfg.artifacts`` into ``cfg.out`` (default runs/bench-<time>); one command per --out."""
+    from ..fileio import out_lock
+    if not cfg.out:
+        cfg.out = str(Path("runs") / f"bench-{_dt.datetime.now():%Y%m%d-%H%M%S}")
+    with out_lock(cfg.out, "bench"):
+        return _run_bench(cfg, progress=progress)
+
+
+def _run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
     from ..data.datasets import parse_data_spec, read_split
     from ..export.manifest import read_manifest
     from ..models.checkpoint import load_checkpoint

@@ -103,8 +103,20 @@ def _cache_file(paths: Sequence[str]) -> Path:
             h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         except OSError:
             h.update(f"{p}\0missing\n".encode())
-    cache_root = Path(os.environ.get("EDGE_FGIC_CACHE", Path.home() / ".cache" / "edge_fgic"))
-    return cache_root / "image_scan" / f"{h.hexdigest()[:32]}.json"
+    return cache_root() / "image_scan" / f"{h.hexdigest()[:32]}.json"
+
+
+def cache_root() -> Path:
+    """``$EDGE_FGIC_CACHE``, else ``~/.cache/edge_fgic``; without a home (HOME unset and no passwd entry,
+    as in some containers) a per-user folder in the system temp dir. Caches are an optimisation: a
+    read-only or corrupt one is ignored, never an error."""
+    if os.environ.get("EDGE_FGIC_CACHE"):
+        return Path(os.environ["EDGE_FGIC_CACHE"])
+    try:
+        return Path.home() / ".cache" / "edge_fgic"
+    except (RuntimeError, KeyError):
+        import tempfile
+        return Path(tempfile.gettempdir()) / f"edge_fgic-cache-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
 
 
 def find_bad_images(paths: Sequence[str | os.PathLike], progress: bool = True, label: str = "") -> list[str]:

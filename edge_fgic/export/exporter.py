@@ -251,7 +251,13 @@ def default_out(cfg: ExportConfig) -> Path:
 
 
 def export(cfg: ExportConfig, *, progress: bool = True) -> list[ExportResult]:
-    """Export ``cfg.model`` to one target (or every target with ``target='all'``)."""
+    """Export ``cfg.model`` to one target (or every target with ``target='all'``); one command per --out."""
+    from ..fileio import out_lock
+    with out_lock(Path(cfg.out).expanduser() if cfg.out else default_out(cfg), "export"):
+        return _export(cfg, progress)
+
+
+def _export(cfg: ExportConfig, progress: bool) -> list[ExportResult]:
     from .profiles import load_profile
     ckpt = _load_source(cfg)
     profile = load_profile(cfg.profile) if cfg.profile else {}

@@ -291,7 +291,13 @@ def _calibration(cfg: QuantConfig, ckpt: Checkpoint, spec, progress: bool) -> tu
 
 def run_quantize(cfg: QuantConfig, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """PTQ or QAT as ``cfg`` says; returns the report written to ``<out>/quantize.json``."""
+    from ..fileio import out_lock
     cfg.validate()
+    with out_lock(Path(cfg.out).expanduser() if cfg.out else default_out(cfg), "quantize"):
+        return _run_quantize(cfg, resume=resume, progress=progress)
+
+
+def _run_quantize(cfg: QuantConfig, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     fp32, src = _source(cfg)
     out = Path(cfg.out).expanduser() if cfg.out else default_out(cfg)
     if out.resolve() == Path(cfg.model).expanduser().resolve().parent:

@@ -210,6 +210,14 @@ def validate(model: nn.Module, loader: DataLoader, device, amp_dtype, channels_l
 
 def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, final_eval: bool = True,
           hooks: TrainHooks | None = None) -> TrainResult:
+    """:func:`_train` with ``cfg.out`` locked: a second command writing the same run folder refuses."""
+    from ..fileio import out_lock
+    with out_lock(cfg.out, "train"):
+        return _train(cfg, resume=resume, progress=progress, final_eval=final_eval, hooks=hooks)
+
+
+def _train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, final_eval: bool = True,
+           hooks: TrainHooks | None = None) -> TrainResult:
     """Train a classifier as ``cfg`` says; write last.pt / best.pt / metrics into ``cfg.out``.
 
     With ``cfg.teacher`` set this is knowledge distillation; ``hooks`` lets other stages
