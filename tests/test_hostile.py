@@ -5,6 +5,7 @@ model's own input and output shapes). Each of these failed on the code before th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -218,23 +219,28 @@ def test_export_into_a_full_disk_is_one_line_and_leaves_nothing(ptq_signed, tmp_
     """The TFLite converter calls exit() in native code when its output stream fails (LLVM ERROR: IO
     failure ... No space left on device): it runs in a process of its own, so the export still says why
     in one line and its work folder goes. A real full disk: a 12 KiB tmpfs (root only)."""
-    import os
-    import subprocess
-
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    full = tmp_path / "full"
-    full.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(full)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with _tmpfs(tmp_path / "full", "size=12k") as full:
         r = runner.invoke(app, ["export", "-m", str(ptq_signed / "best.pt"), "--target", "tflite", "-p", "int8",
                                 "--out", str(full / "out")])
         line = _one_line(r)
         assert "tflite int8 converter" in line and "No space left on device" in line, line
         assert [p for p in full.rglob("*") if p.is_file()] == [], list(full.rglob("*"))
+
+
+@contextlib.contextmanager
+def _tmpfs(folder: Path, options: str):
+    """A real small (or read-only) file system at ``folder`` for the test's duration (root only)."""
+    import os
+    import subprocess
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (chmod does not stop root)")
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield folder
     finally:
-        subprocess.run(["umount", str(full)], capture_output=True)
+        subprocess.run(["umount", str(folder)], capture_output=True)
 
 
 # ---------------------------------------------------------------- concurrency and environment
@@ -268,19 +274,9 @@ def test_a_second_command_on_the_same_out_refuses_and_a_killed_one_leaves_no_loc
 
 
 def test_read_only_output_folder_is_one_line(tiny_bnrelu_run, tmp_path):
-    import os
-    import subprocess
-    if os.geteuid() != 0:
-        pytest.skip("a read-only mount needs root (chmod does not stop root)")
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with _tmpfs(tmp_path / "ro", "ro,size=64k") as ro:
         line = _one_line(runner.invoke(app, ["export", "-m", str(tiny_bnrelu_run), "--out", str(ro / "out")]))
         assert str(ro / "out") in line and "Read-only file system" in line
-    finally:
-        subprocess.run(["umount", str(ro)], capture_output=True)
 
 
 def test_home_unset_unwritable_or_corrupt_cache_and_odd_paths(tiny_synth, exported, tmp_path):
