@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import sys
 from enum import Enum
 from pathlib import Path
@@ -69,6 +70,11 @@ class _Group(TyperGroup):
             )
             raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
         except OSError as exc:
+            if exc.errno is None and re.fullmatch(r"\d+ requested and \d+ written", str(exc)):
+                # numpy's np.save on a full disk raises a bare OSError without errno
+                print_error(f"a write was cut short ({exc}): no space left on the output disk?; free some space "
+                            "or choose another --out")
+                raise typer.Exit(1) from None
             if exc.errno not in _USER_OS_ERRNOS:
                 return _internal(ctx, exc)
             where = exc.filename or ""

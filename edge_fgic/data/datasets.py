@@ -157,7 +157,7 @@ def open_split(
         bad = find_bad_images([p for p, _ in index.samples], progress=progress, label=split)
         if bad:
             if not skip_bad_images:
-                first = "; ".join(bad[:3])
+                first = "; ".join(b.split("; replace or delete it")[0] for b in bad[:3])  # the hint comes once, below
                 raise UserError(
                     f"{spec.path}: {len(bad)} unreadable image(s) in split {split!r}, e.g. {first} "
                     "-- fix them or pass --skip-bad-images"

@@ -43,7 +43,8 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
         rel = p.relative_to(root).parts
         if any(part.startswith(".") or part in SKIP_DIRS for part in rel[:-1]):
             continue
-        if p.is_file() and is_image_file(p):
+        # a symlink to nowhere is listed too: the decode check then names it, rather than it vanishing
+        if (p.is_file() or (p.is_symlink() and not p.exists())) and is_image_file(p):
             found.append(p)
     return sorted(found)
 

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from PIL import Image
 
+from ..errors import UserError
 from .datasets import SPLITS, DataSpec, SplitIndex, check_same_classes, parse_data_spec, read_split
 
 SAMPLE_PER_SPLIT = 200
@@ -61,7 +62,11 @@ def _split_exists(spec: DataSpec, split: str) -> bool:
     if split not in spec.reader.splits:
         return False
     if spec.kind == "imagefolder":  # the one layout where a split is optional (e.g. no test/)
-        return (spec.path / split).is_dir()
+        where = spec.path / split
+        if where.exists() and not where.is_dir():
+            raise UserError(f"{where}: is a file where the {split!r} split folder belongs "
+                            f"(ImageFolder layout: ROOT/{{train,val,test}}/<class>/<image>); move it away")
+        return where.is_dir()
     return True
 
 

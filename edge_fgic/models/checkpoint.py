@@ -105,8 +105,21 @@ def save_checkpoint(
         "quantization": _plain(quantization or {}),
     }
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+    except RuntimeError as exc:
+        # torch's zip writer reports a full disk as "[enforce fail at inline_container.cc] unexpected pos"
+        import shutil
+        try:
+            free = shutil.disk_usage(Path(path).parent).free
+        except OSError:
+            free = -1
+        if "inline_container" in str(exc) or "unexpected pos" in str(exc) or 0 <= free < (64 << 20):
+            from ..errors import UserError
+            raise UserError(f"{path}: the checkpoint could not be written ({free // 1024 if free >= 0 else '?'} KiB free "
+                            "on that disk: no space left?); free some space or choose another --out") from None
+        raise
     return path
 
 

@@ -360,7 +360,25 @@ def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
-def evaluate(
+def evaluate(model: nn.Module, dataset: Dataset, out_dir: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """:func:`_evaluate`; a failed evaluation (a full disk midway) leaves nothing of its own in ``out_dir``
+    (the folder too, if it created it)."""
+    import shutil
+    out_dir = Path(out_dir)
+    existed = out_dir.exists()
+    before = set(out_dir.iterdir()) if existed and out_dir.is_dir() else set()
+    try:
+        return _evaluate(model, dataset, out_dir, **kwargs)
+    except BaseException:
+        if not existed:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        elif out_dir.is_dir():
+            for p in set(out_dir.iterdir()) - before:
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        raise
+
+
+def _evaluate(
     model: nn.Module,
     dataset: Dataset,
     out_dir: str | Path,

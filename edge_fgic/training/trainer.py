@@ -173,7 +173,11 @@ def _loader(ds: FGDataset, cfg: TrainConfig, train: bool, epoch: int, world: int
 
 def _build_optim(cfg: TrainConfig, model: nn.Module, steps_per_epoch: int):
     from timm.optim import create_optimizer_v2
+    import logging
+
     from timm.scheduler import CosineLRScheduler
+    # "Cosine annealing scheduler will have no effect ..." on 1-step runs: noise on stderr, not a problem
+    logging.getLogger("timm.scheduler.cosine_lr").setLevel(logging.ERROR)
 
     opt = create_optimizer_v2(model, cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
                               **({"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}))
