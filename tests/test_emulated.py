@@ -75,10 +75,15 @@ def x86_setup() -> dict:
 @pytest.fixture(scope="module")
 def artifacts(tiny_bnrelu_run: Path, ptq_signed: Path, tmp_path_factory) -> Path:
     """FP32 ONNX + TFLite of the tiny bn-relu model and the INT8 TFLite of its signed PTQ (32 px)."""
+    return _export_each(tmp_path_factory.mktemp("emulated") / "export",
+                        [(tiny_bnrelu_run, "onnx", "fp32"), (tiny_bnrelu_run, "tflite", "fp32"),
+                         (ptq_signed / "best.pt", "tflite", "int8")])
+
+
+def _export_each(out: Path, plan: list[tuple[Path, str, str]]) -> Path:
+    """Export (model, target, precision) x plan into ``out`` as m-<precision>.<suffix>, each proved on 8 images."""
     from edge_fgic.export.exporter import ExportConfig, export
-    out = tmp_path_factory.mktemp("emulated") / "export"
-    for model, target, precision in [(tiny_bnrelu_run, "onnx", "fp32"), (tiny_bnrelu_run, "tflite", "fp32"),
-                                     (ptq_signed / "best.pt", "tflite", "int8")]:
+    for model, target, precision in plan:
         kw = dict(check_images=8, min_agreement=0.0) if precision == "int8" else dict(check_images=8)
         res = export(ExportConfig(model=str(model), target=target, precision=precision, out=str(out),
                                   name="m", **kw), progress=False)
@@ -115,15 +120,9 @@ def test_artifacts_agree_with_x86_on_emulated_neoverse_n1(arm64_setup, artifacts
 @pytest.fixture(scope="module")
 def x86_artifacts(tiny_bnrelu_run: Path, ptq_signed: Path, tmp_path_factory) -> Path:
     """FP32 ONNX, TFLite and OpenVINO IR of the tiny bn-relu model and the INT8 ONNX of its signed PTQ (32 px)."""
-    from edge_fgic.export.exporter import ExportConfig, export
-    out = tmp_path_factory.mktemp("emulated-x86") / "export"
-    for model, target, precision in [(tiny_bnrelu_run, "onnx", "fp32"), (tiny_bnrelu_run, "tflite", "fp32"),
-                                     (tiny_bnrelu_run, "openvino", "fp32"), (ptq_signed / "best.pt", "onnx", "int8")]:
-        kw = dict(check_images=8, min_agreement=0.0) if precision == "int8" else dict(check_images=8)
-        res = export(ExportConfig(model=str(model), target=target, precision=precision, out=str(out),
-                                  name="m", **kw), progress=False)
-        assert res[0].status == "ok", res
-    return out
+    return _export_each(tmp_path_factory.mktemp("emulated-x86") / "export",
+                        [(tiny_bnrelu_run, "onnx", "fp32"), (tiny_bnrelu_run, "tflite", "fp32"),
+                         (tiny_bnrelu_run, "openvino", "fp32"), (ptq_signed / "best.pt", "onnx", "int8")])
 
 
 def test_artifacts_agree_with_native_x86_on_emulated_avx2_only_haswell(x86_setup, x86_artifacts, tiny_synth, record_property):
