@@ -172,3 +172,8 @@ def test_openvino_round_trip_holds_under_every_isa_level_this_cpu_offers(artifac
                 assert agree >= TOLERANCE["int8"]["min_agreement"], (level, agree)
     assert set(ISA_LEVELS) >= set(levels)
     print({k: v[:2] for k, v in seen.items()})
+
+
+def test_the_cli_offers_exactly_the_isa_levels_the_harness_knows():
+    from edge_fgic import cli
+    assert [e.value for e in cli.IsaLevel] == list(ISA_LEVELS)

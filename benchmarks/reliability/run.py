@@ -471,13 +471,15 @@ def artifact_cases() -> list[Case]:
         a.write_bytes(bytes(b))
         return a
 
-    def swapped(d):
-        a = copy_artifact(S.onnx, d / "a")
-        b = copy_artifact(S.onnx_b, d / "b")
+    def swap_sidecars(a, b):
         sa, sb = Path(str(a) + ".json"), Path(str(b) + ".json")
         ta, tb = sa.read_bytes(), sb.read_bytes()
         sa.write_bytes(tb)
         sb.write_bytes(ta)
+
+    def swapped(d):
+        a = copy_artifact(S.onnx, d / "a")
+        swap_sidecars(a, copy_artifact(S.onnx_b, d / "b"))
         return a
 
     def swapped_b(d):
@@ -485,12 +487,8 @@ def artifact_cases() -> list[Case]:
         return d / "b" / S.onnx_b.name
 
     def swapped_tfl(d):
-        a = copy_artifact(S.onnx, d / "a")
         t = copy_artifact(S.tflite, d / "a")
-        sa, st = Path(str(a) + ".json"), Path(str(t) + ".json")
-        ta, tt = sa.read_bytes(), st.read_bytes()
-        sa.write_bytes(tt)
-        st.write_bytes(ta)
+        swap_sidecars(copy_artifact(S.onnx, d / "a"), t)
         return t
 
     def renamed_ext(d):

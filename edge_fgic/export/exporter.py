@@ -165,6 +165,9 @@ class _Data:
     def reference(self, key: str, model) -> np.ndarray:
         if key not in self._refs:
             import torch
+
+            from ..runtime.torch_runner import exact_fp32
+            exact_fp32()  # IEEE fp32 matmul/conv asked for, never oneDNN's bf16/tf32 where a setting allows it
             x, _ = self.check_set()
             model = model.cpu().eval()
             with torch.no_grad():
