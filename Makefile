@@ -15,7 +15,7 @@ env: $(STAMP)
 # torch/torchvision pins live in constraints.txt (see ../shared/STACK.md for why these versions)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -c constraints.txt -e ".[dev,tflite,camera]"
+	$(BIN)/pip install -c constraints.txt -e ".[dev,tflite,camera,weights]"
 	touch $(STAMP)
 
 demo: $(STAMP)

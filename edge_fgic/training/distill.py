@@ -6,7 +6,11 @@ Loss (Hinton et al.)::
     [+ feature_kd * MSE(projector(student features), teacher features)]
 
 The teacher runs in eval mode under ``no_grad`` on exactly the batch the student sees, so
-mixup/CutMix and every augmentation are applied identically to both. The student's
+mixup/CutMix and every augmentation are applied identically to both. A teacher trained at a
+larger input size (a pretrained 224 px teacher, a 112 px student) sees the batch at its own
+size, and the student the same crops resized to its size (antialiased), so neither works on
+upsampled pixels. Any timm classifier can teach (logit KD); feature KD needs an NCHW feature
+map (a CNN), which the 1x1 projector maps from the student's width. The student's
 checkpoint records the teacher's path and SHA-256 in its train_config.
 """
 
@@ -21,6 +25,7 @@ from torch.nn import functional as F
 
 from ..errors import UserError
 from ..models import FGClassifier, load_model
+from ..models.factory import is_convnext
 from .config import TrainConfig
 from .trainer import TrainHooks
 
@@ -81,9 +86,27 @@ class DistillHooks(TrainHooks):
         self.teacher: FGClassifier | None = None
         self.teacher_ckpt = None
         self.projector: nn.Module | None = None
+        self.teacher_size = cfg.input_size
         if cfg.teacher:
             self.teacher, self.teacher_ckpt = load_teacher(cfg, out)
             self.teacher.requires_grad_(False)
+            self.teacher_size = max(cfg.input_size, int(self.teacher_ckpt.preprocess.input_size))
+
+    def train_input_size(self, cfg: TrainConfig) -> int:
+        return self.teacher_size
+
+    def model_input(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] == self.cfg.input_size and x.shape[-2] == self.cfg.input_size:
+            return x
+        size = (self.cfg.input_size, self.cfg.input_size)
+        y = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        return y.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else y
+
+    def teacher_input(self, x: torch.Tensor) -> torch.Tensor:
+        t = int(self.teacher_ckpt.preprocess.input_size)
+        if x.shape[-1] == t and x.shape[-2] == t:
+            return x
+        return F.interpolate(x, size=(t, t), mode="bilinear", antialias=True, align_corners=False)
 
     def check_classes(self, classes: list[str]) -> None:
         if self.teacher_ckpt is not None and list(self.teacher_ckpt.classes) != list(classes):
@@ -101,6 +124,12 @@ class DistillHooks(TrainHooks):
         if self.cfg.channels_last:
             self.teacher.to(memory_format=torch.channels_last)
         if self.cfg.feature_kd > 0:
+            t = int(self.teacher_ckpt.preprocess.input_size)
+            with torch.no_grad():
+                shape = tuple(self.teacher.forward_features(torch.zeros(1, 3, t, t, device=device)).shape)
+            if len(shape) != 4:
+                raise UserError(f"{self.cfg.teacher}: feature_kd needs an NCHW feature map, but the {self.teacher_ckpt.model.name} "
+                                f"teacher's features have shape {list(shape)}; set feature_kd 0 (logit KD works with any teacher)")
             s_dim, t_dim = model.num_features, self.teacher.num_features
             self.projector = nn.Conv2d(s_dim, t_dim, 1, bias=False).to(device)
 
@@ -113,7 +142,7 @@ class DistillHooks(TrainHooks):
         if self.teacher is None or (self.cfg.kd_weight == 0 and proj is None):
             return label_loss  # kd_weight 0: the no-teacher baseline with the identical recipe
         with torch.no_grad():
-            t_feats = self.teacher.forward_features(x)
+            t_feats = self.teacher.forward_features(self.teacher_input(x))
             t_logits = self.teacher.backbone.forward_head(t_feats)
         w = self.cfg.kd_weight
         loss = (1 - w) * label_loss + w * kd_loss(logits, t_logits, self.cfg.kd_temperature)
@@ -132,7 +161,8 @@ class DistillHooks(TrainHooks):
         if self.teacher_ckpt is None:
             return {}
         return {"teacher_sha256": self.teacher_ckpt.sha256, "teacher_model": self.teacher_ckpt.model.name,
-                "teacher_val_top1": self.teacher_ckpt.metrics.get("val_top1")}
+                "teacher_val_top1": self.teacher_ckpt.metrics.get("val_top1"),
+                "teacher_input_size": int(self.teacher_ckpt.preprocess.input_size)}
 
 
 def distill_config(teacher: str | Path, tck, *, recipe: str | Path | None = None, overrides: dict[str, Any] | None = None,
@@ -147,8 +177,11 @@ def distill_config(teacher: str | Path, tck, *, recipe: str | Path | None = None
         source = str(recipe)
     else:
         fields = {k: v for k, v in (tck.train_config or {}).items() if k in names}
-        for k in ("pretrained", "attention_head", "teacher", "quantize", "variant", "model_kwargs", "out"):
+        for k in ("pretrained", "freeze_stages", "attention_head", "teacher", "quantize", "variant", "model_kwargs", "out"):
             fields.pop(k, None)  # a fresh student: no hub weights, its own block choice
+        if not is_convnext(str(fields.get("model", ""))):  # another family teaches: the student is our INT8-friendly ConvNeXt
+            fields["model"], fields["variant"] = "convnext_atto", "bn-relu"
+            keep_student_shape = False
         fields["model_kwargs"] = {k: v for k, v in dict((tck.train_config or {}).get("model_kwargs") or {}).items()
                                   if k in ("depths", "dims")} if keep_student_shape else {}
         source = f"{teacher} (teacher's options)"

@@ -13,7 +13,7 @@ import os
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,14 @@ class TrainHooks:
     def setup(self, model: FGClassifier, device: torch.device) -> None:
         """Called once the model is on its device (before the optimiser is built)."""
 
+    def train_input_size(self, cfg: TrainConfig) -> int:
+        """Side of the training batches the loader makes (a teacher may see them larger than the student)."""
+        return cfg.input_size
+
+    def model_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The training batch as the model sees it (resized to the student's input size by distillation)."""
+        return x
+
     def training_module(self, model: FGClassifier) -> nn.Module:
         """The module the optimiser trains and DDP wraps (the model, or the model + helpers)."""
         return model
@@ -97,6 +105,31 @@ def default_hooks(cfg: TrainConfig, out: Path) -> TrainHooks:
         from .distill import DistillHooks
         return DistillHooks(cfg, out)
     return TrainHooks()
+
+
+def freeze_stages(model: FGClassifier, n: int) -> list[nn.Module]:
+    """Freeze the stem and the first ``n`` stages of ``model``'s backbone (timm's coarse parameter groups:
+    0 = stem, 1..K = stages, then the head); returns the frozen modules, to be kept in eval mode so their
+    BatchNorm statistics stay the pretrained ones. ``n = -1`` freezes nothing."""
+    if n < 0:
+        return []
+    from timm.models import group_modules, group_parameters
+    net = model.backbone
+    matcher = getattr(net, "group_matcher", None)
+    if matcher is None:
+        raise UserError(f"{model.cfg.name}: timm gives no stage groups for this model; train it without freeze_stages")
+    groups = group_parameters(net, matcher(coarse=True))
+    ids = sorted(groups)
+    stages = len(ids) - 2  # the first group is the stem, the last the head
+    if n > stages:
+        raise UserError(f"freeze_stages {n}: {model.cfg.name} has {stages} stages (freeze_stages 0 freezes the stem, "
+                        f"{stages} everything but the classifier); choose 0..{stages}")
+    frozen_ids = set(ids[: n + 1])
+    for gid in frozen_ids:
+        for name in groups[gid]:
+            net.get_parameter(name).requires_grad_(False)
+    mods = group_modules(net, matcher(coarse=True))
+    return [net.get_submodule(m) for gid in frozen_ids for m in mods.get(gid, [])]
 
 
 def seed_everything(seed: int) -> None:
@@ -145,11 +178,12 @@ def preprocess_from(cfg: TrainConfig) -> PreprocessConfig:
     return PreprocessConfig(cfg.input_size, tuple(cfg.mean), tuple(cfg.std), cfg.interpolation, cfg.crop_pct)
 
 
-def _datasets(cfg: TrainConfig, pp: PreprocessConfig, progress: bool) -> tuple[FGDataset, FGDataset]:
+def _datasets(cfg: TrainConfig, pp: PreprocessConfig, progress: bool, train_size: int | None = None) -> tuple[FGDataset, FGDataset]:
     aug = AugmentConfig(tuple(cfg.scale), hflip=cfg.hflip, color_jitter=cfg.color_jitter,
                         auto_augment=cfg.auto_augment, random_erasing=cfg.random_erasing)
     spec = parse_data_spec(cfg.data)
-    train = open_split(spec, "train", train_transform(pp, aug), skip_bad_images=cfg.skip_bad_images, progress=progress)
+    train_pp = pp if not train_size or train_size == pp.input_size else replace(pp, input_size=train_size)
+    train = open_split(spec, "train", train_transform(train_pp, aug), skip_bad_images=cfg.skip_bad_images, progress=progress)
     val = open_split(spec, "val", eval_transform(pp), skip_bad_images=cfg.skip_bad_images, progress=progress)
     check_same_classes(train, val, f"{spec.path} (val split)")
     if cfg.cache_images:
@@ -241,7 +275,7 @@ def _train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fin
         torch.use_deterministic_algorithms(True, warn_only=True)
     seed_everything(cfg.seed)
     pp = preprocess_from(cfg)
-    train_ds, val_ds = _datasets(cfg, pp, progress)
+    train_ds, val_ds = _datasets(cfg, pp, progress, hooks.train_input_size(cfg))
     classes = train_ds.classes
 
     if state is not None and classes != list(state.classes):
@@ -250,6 +284,10 @@ def _train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fin
     if state is not None:
         pretrained = False  # the weights come from last.pt; a resume must work offline
     model = hooks.build_model(cfg, classes, pretrained, state)
+    report = getattr(model, "weights_report", None)
+    if report is not None and is_main:
+        console.print(report.line())
+    frozen = freeze_stages(model, cfg.freeze_stages)
     model.to(device)
     if cfg.channels_last:  # faster on CUDA and on CPU (oneDNN): 416 vs 287 img/s for the demo model, 2 cores
         model.to(memory_format=torch.channels_last)
@@ -298,7 +336,8 @@ def _train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fin
         ddp_model = nn.parallel.DistributedDataParallel(train_module, device_ids=[device.index] if device.type == "cuda" else None)
     run_model = torch.compile(ddp_model) if cfg.compile else ddp_model
     meta = dict(classes=classes, preprocess=pp, train_config={**cfg.to_dict(), "num_train": len(train_ds), "num_val": len(val_ds),
-                                                              "data_note": train_ds.note, **hooks.config_extra()})
+                                                              "data_note": train_ds.note, **hooks.config_extra(),
+                                                              **({"pretrained_weights": report.to_dict()} if report else {})})
 
     stopped_early = False
     epoch = start_epoch - 1
@@ -308,6 +347,8 @@ def _train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fin
             seed_everything(cfg.seed * 1_000_003 + epoch)
             loader = _loader(train_ds, cfg, True, epoch, world, rank, device)
             run_model.train()
+            for m in frozen:  # frozen stages keep their pretrained BatchNorm statistics
+                m.eval()
             t0, loss_sum, seen = time.time(), 0.0, 0
             for step, (x, y) in enumerate(loader):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -317,7 +358,7 @@ def _train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fin
                 if mixup_fn is not None:
                     x, target = mixup_fn(x, y) if len(x) % 2 == 0 else (x, nn.functional.one_hot(y, len(classes)).float())
                 with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
-                    loss = hooks.loss(run_model(x), x, target, criterion)
+                    loss = hooks.loss(run_model(hooks.model_input(x)), x, target, criterion)
                 if not math.isfinite(loss.item()):
                     raise UserError(f"{out}: loss became {loss.item()} at epoch {epoch + 1}; lower --lr or disable AMP (--amp off)")
                 opt.zero_grad(set_to_none=True)
