@@ -6,6 +6,7 @@ import android.graphics.Color
 import android.graphics.Typeface
 import android.os.Bundle
 import android.os.SystemClock
+import android.util.Log
 import android.view.Gravity
 import android.view.ViewGroup.LayoutParams.MATCH_PARENT
 import android.view.ViewGroup.LayoutParams.WRAP_CONTENT
@@ -21,6 +22,7 @@ import androidx.camera.lifecycle.ProcessCameraProvider
 import androidx.camera.view.PreviewView
 import androidx.core.content.ContextCompat
 import dev.edgefgic.demo.logic.LatencyTracker
+import dev.edgefgic.demo.logic.ModelCheck
 import dev.edgefgic.demo.logic.ModelFileException
 import dev.edgefgic.demo.logic.Overlay
 import dev.edgefgic.demo.logic.Postprocess
@@ -72,14 +74,23 @@ class MainActivity : ComponentActivity() {
 
     private fun loadModel() {
         try {
-            classifier = TfliteClassifier.fromAsset(this)
+            val c = TfliteClassifier.fromAsset(this)
+            Log.i(TAG, c.checked.summary)
+            c.checked.note?.let { Log.i(TAG, it) } // e.g. no sidecar: the embedded manifest is used (not an error)
+            classifier = c // the note, if any, is the overlay's last line on every frame
         } catch (e: FileNotFoundException) {
-            show("No model. Copy an export to app/src/main/assets/${TfliteClassifier.ASSET} and rebuild (see README).")
+            refuse("No model. Copy an export to app/src/main/assets/${TfliteClassifier.ASSET} (and its " +
+                "${TfliteClassifier.SIDECAR}) and rebuild (see README).")
         } catch (e: ModelFileException) {
-            show(e.message ?: "Unusable model")
-        } catch (e: Exception) { // the interpreter refusing the file (unsupported op, corrupt data)
-            show("Cannot load ${TfliteClassifier.ASSET}: ${e.message}")
+            refuse(ModelCheck.oneLine(e.message)) // already one line naming the file and the fix
+        } catch (e: Exception) { // the interpreter refusing the file (unsupported op, corrupt data): first line only
+            refuse("${TfliteClassifier.ASSET}: the LiteRT interpreter cannot load it (${ModelCheck.oneLine(e.message ?: e.javaClass.simpleName)}); re-export it")
         }
+    }
+
+    private fun refuse(line: String) {
+        Log.w(TAG, line)
+        show(line)
     }
 
     private fun startCamera() {
@@ -113,15 +124,20 @@ class MainActivity : ComponentActivity() {
             val probabilities = smoother.update(result.probabilities)
             inferenceMs.add(result.inferenceMs)
             frameMs.add((SystemClock.elapsedRealtimeNanos() - t0) / 1e6)
-            show(Overlay.format(c.spec, Postprocess.topK(probabilities, c.spec.classes, 3), inferenceMs.median, frameMs.median))
+            show(Overlay.format(c.spec, Postprocess.topK(probabilities, c.spec.classes, 3), inferenceMs.median, frameMs.median,
+                                c.checked.note))
         } catch (e: Exception) {
-            show("Frame failed: ${e.message}")
+            show("Frame failed: ${ModelCheck.oneLine(e.message ?: e.javaClass.simpleName)}")
         } finally {
             image.close() // the next frame is delivered only after this one is closed
         }
     }
 
     private fun show(text: String) = runOnUiThread { overlay.text = text }
+
+    companion object {
+        private const val TAG = "edge-fgic"
+    }
 
     override fun onDestroy() {
         super.onDestroy()

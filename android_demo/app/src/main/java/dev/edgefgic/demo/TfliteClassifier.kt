@@ -2,7 +2,9 @@ package dev.edgefgic.demo
 
 import android.content.Context
 import android.os.SystemClock
-import dev.edgefgic.demo.logic.ModelFileException
+import dev.edgefgic.demo.logic.CheckedModel
+import dev.edgefgic.demo.logic.IoTensors
+import dev.edgefgic.demo.logic.ModelCheck
 import dev.edgefgic.demo.logic.ModelSpec
 import dev.edgefgic.demo.logic.Postprocess
 import dev.edgefgic.demo.logic.Preprocessor
@@ -12,6 +14,7 @@ import org.tensorflow.lite.Interpreter
 import org.tensorflow.lite.Tensor
 import java.io.Closeable
 import java.io.FileInputStream
+import java.io.FileNotFoundException
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
 import java.nio.MappedByteBuffer
@@ -21,7 +24,9 @@ import java.nio.channels.FileChannel
  * The model asset, its manifest and a LiteRT interpreter: camera pixels in, class probabilities out.
  * Not thread-safe: the activity calls it from its single analysis thread.
  */
-class TfliteClassifier private constructor(private val interpreter: Interpreter, val spec: ModelSpec) : Closeable {
+class TfliteClassifier private constructor(private val interpreter: Interpreter, val checked: CheckedModel) : Closeable {
+    val spec: ModelSpec get() = checked.spec
+
     class Result(val probabilities: FloatArray, val inferenceMs: Double)
 
     private val preprocessor = Preprocessor(spec)
@@ -57,19 +62,38 @@ class TfliteClassifier private constructor(private val interpreter: Interpreter,
 
     companion object {
         const val ASSET = "model.tflite"
+        /** The export's sidecar (`X.tflite.json`), copied beside the model; optional. */
+        const val SIDECAR = "model.tflite.json"
 
-        /** Throws FileNotFoundException without the asset, ModelFileException for a file the app cannot feed. */
+        /**
+         * Throws FileNotFoundException without the model asset, ModelFileException (one line naming the file and
+         * the fix) for a file that is not the export its manifest describes or that the app cannot feed.
+         * Every check runs before the interpreter sees the bytes (ModelCheck: sidecar sha256, sidecar vs embedded
+         * manifest, manifest vs the flatbuffer's tensors); the interpreter's own tensors are checked once more.
+         */
         fun fromAsset(context: Context, threads: Int = 4): TfliteClassifier {
             val model = map(context, ASSET)
-            val spec = ModelSpec.fromTflite(model) // first: a foreign file fails with one clear line
+            val checked = ModelCheck.load(ASSET, model, readOrNull(context, SIDECAR), SIDECAR)
             val interpreter = Interpreter(model, Interpreter.Options().setNumThreads(threads))
-            val problems = spec.mismatches(info(interpreter.getInputTensor(0)), info(interpreter.getOutputTensor(0)))
-            if (problems.isNotEmpty()) {
+            try {
+                val where = if (checked.source == ModelCheck.EMBEDDED) "the manifest inside $ASSET" else checked.source
+                val io = IoTensors(info(interpreter.getInputTensor(0)), info(interpreter.getOutputTensor(0)),
+                                   interpreter.inputTensorCount, interpreter.outputTensorCount)
+                ModelCheck.checkTensors(ASSET, where, checked.spec, io)
+            } catch (e: Exception) {
                 interpreter.close()
-                throw ModelFileException("$ASSET: ${problems.joinToString("; ")}")
+                throw e
             }
-            return TfliteClassifier(interpreter, spec)
+            return TfliteClassifier(interpreter, checked)
         }
+
+        /** The whole asset, or null when the APK has none by that name. */
+        private fun readOrNull(context: Context, name: String): ByteArray? =
+            try {
+                context.assets.open(name).use { it.readBytes() }
+            } catch (e: FileNotFoundException) {
+                null
+            }
 
         /** Memory-maps the asset (no copy on the Java heap); it must be stored uncompressed: noCompress "tflite". */
         private fun map(context: Context, name: String): MappedByteBuffer =
@@ -84,7 +108,7 @@ class TfliteClassifier private constructor(private val interpreter: Interpreter,
                 DataType.FLOAT32 -> "float32"
                 DataType.INT8 -> "int8"
                 DataType.UINT8 -> "uint8"
-                else -> t.dataType().name.lowercase()
+                else -> t.dataType().name.lowercase() // as TfliteFile names them: int32, int64, ...
             }
             val q = t.quantizationParams()
             return TensorInfo(dtype, t.shape().toList(), q.scale.toDouble(), q.zeroPoint)

@@ -31,13 +31,27 @@ data class ModelSpec(
 ) {
     val title: String get() = "$modelName ($precision)"
 
-    /** Disagreements between this manifest and the interpreter's tensors; empty when the app can run it. */
+    /**
+     * Disagreements between this manifest and the model's own tensors (read from the flatbuffer by
+     * [TfliteFile.ioTensors], or reported by the interpreter); empty when the app can run it. Each entry is a
+     * clause naming both sides: the class count against the output's last dimension, the input's layout
+     * (NHWC, RGB: channels last), batch and H/W against `input_size`, then dtype and int8/uint8 scale/zero-point.
+     */
     fun mismatches(inTensor: TensorInfo, outTensor: TensorInfo): List<String> {
         val out = ArrayList<String>()
-        val wantShape = listOf(1, inputSize, inputSize, 3)
-        if (inTensor.shape != wantShape) out.add("input shape ${inTensor.shape} != manifest $wantShape")
-        if (outTensor.shape.isEmpty() || outTensor.shape.last() != classes.size) {
-            out.add("output shape ${outTensor.shape} does not end in ${classes.size} classes")
+        val last = outTensor.shape.lastOrNull()
+        if (last != classes.size) {
+            out.add("the manifest names ${classes.size} classes, the model outputs ${last ?: "nothing"} (output shape ${outTensor.shape})")
+        }
+        val s = inTensor.shape
+        val want = listOf(1, inputSize, inputSize, 3)
+        when {
+            s.size != 4 -> out.add("the manifest says input $layout $want, the model takes $s (not 4-D)")
+            s[3] != 3 && s[1] == 3 -> out.add("the manifest says input $layout $want, the model takes NCHW $s")
+            s[3] != 3 -> out.add("the manifest says 3 input channels (RGB, $layout), the model takes ${s[3]} (shape $s)")
+            s[1] != inputSize || s[2] != inputSize ->
+                out.add("the manifest says input ${inputSize}x$inputSize, the model takes ${s[1]}x${s[2]} (shape $s)")
+            s[0] != 1 -> out.add("the app feeds one image, the model takes a batch of ${s[0]} (shape $s)")
         }
         checkIo("input", input, inTensor, out)
         checkIo("output", output, outTensor, out)
@@ -46,10 +60,10 @@ data class ModelSpec(
 
     private fun checkIo(what: String, io: TensorIo, t: TensorInfo, out: MutableList<String>) {
         if (io.dtype != t.dtype) {
-            out.add("$what dtype ${t.dtype} != manifest ${io.dtype}")
+            out.add("the manifest says $what dtype ${io.dtype}, the model's is ${t.dtype}")
         } else if (io.quantized && (io.scale.toFloat() != t.scale.toFloat() || io.zeroPoint != t.zeroPoint)) {
-            // the interpreter holds scales as float32; the manifest has the same float32 printed as a double
-            out.add("$what quantization (${t.scale}, ${t.zeroPoint}) != manifest (${io.scale}, ${io.zeroPoint})")
+            // the model holds scales as float32; the manifest has the same float32 printed as a double
+            out.add("the manifest says $what scale/zero-point (${io.scale}, ${io.zeroPoint}), the model's are (${t.scale.toFloat()}, ${t.zeroPoint})")
         }
     }
 
@@ -62,12 +76,18 @@ data class ModelSpec(
         /** The spec embedded in a .tflite's bytes (the asset, memory-mapped on Android). */
         fun fromTflite(model: ByteBuffer): ModelSpec = fromManifest(TfliteFile.manifestJson(model))
 
-        fun fromManifest(json: String): ModelSpec {
-            val root = try {
-                Node(Json.parse(json), "manifest")
-            } catch (e: JsonException) {
-                throw ModelFileException("manifest is not valid JSON (${e.message})")
-            }
+        fun fromManifest(json: String): ModelSpec = fromTree(parse(json))
+
+        /** The manifest's JSON tree ([Json.parse]); a [ModelFileException] when it is not JSON. */
+        fun parse(json: String): Any? = try {
+            Json.parse(json)
+        } catch (e: JsonException) {
+            throw ModelFileException("manifest is not valid JSON (${e.message})")
+        }
+
+        /** The spec from an already parsed manifest. */
+        fun fromTree(tree: Any?): ModelSpec {
+            val root = Node(tree, "manifest")
             val schema = root.opt("schema")?.string()
             if (schema != null && schema != SCHEMA) throw ModelFileException("manifest schema '$schema' is not $SCHEMA")
             val version = root.opt("schema_version")?.int() ?: SCHEMA_VERSION

@@ -95,11 +95,13 @@ class LatencyTracker(private val window: Int = 30) {
 
 /** The overlay's text: model and precision, top-k with percentages, median latencies. */
 object Overlay {
-    fun format(spec: ModelSpec, top: List<Prediction>, inferenceMs: Double, frameMs: Double): String {
+    /** The overlay's text; [note] (e.g. [CheckedModel.note]: "no model.tflite.json ...") goes on a last line. */
+    fun format(spec: ModelSpec, top: List<Prediction>, inferenceMs: Double, frameMs: Double, note: String? = null): String {
         val sb = StringBuilder()
         sb.append(spec.title).append("  in:").append(spec.input.dtype).append('\n')
         for (p in top) sb.append(String.format(Locale.US, "%5.1f%%  %s\n", p.probability * 100f, p.label))
         sb.append(String.format(Locale.US, "inference %s ms · frame %s ms (median)", ms(inferenceMs), ms(frameMs)))
+        if (note != null) sb.append('\n').append(note)
         return sb.toString()
     }
 

@@ -40,13 +40,40 @@ internal class FbTable(private val bb: ByteBuffer, private val pos: Int) {
         return if (off == 0) 0L else bb.getLong(pos + off) // a file offset; > 2^63 is not a real file
     }
 
-    /** (first byte, length) of a vector or string; null when absent. */
-    fun vector(slot: Int): IntArray? {
+    /** A one-byte scalar (a TensorType, a bool); [default] when absent (writers omit default values). */
+    fun int8(slot: Int, default: Int = 0): Int {
+        val off = field(slot)
+        return if (off == 0) default else bb.get(pos + off).toInt()
+    }
+
+    /** (first byte, length) of a vector of [elementSize]-byte elements or a string; null when absent. */
+    fun vector(slot: Int, elementSize: Int = 1): IntArray? {
         val at = target(slot) ?: return null
         val n = bb.getInt(at)
-        if (n < 0 || at + 4 + n.toLong() > bb.limit()) throw IndexOutOfBoundsException("vector past the end")
+        if (n < 0 || at + 4 + n.toLong() * elementSize > bb.limit()) throw IndexOutOfBoundsException("vector past the end")
         return intArrayOf(at + 4, n)
     }
+
+    /** A [int] vector; empty when absent. */
+    fun ints(slot: Int): List<Int> {
+        val v = vector(slot, 4) ?: return emptyList()
+        return (0 until v[1]).map { i -> bb.getInt(v[0] + 4 * i) }
+    }
+
+    /** A [float] vector; empty when absent. */
+    fun floats(slot: Int): List<Float> {
+        val v = vector(slot, 4) ?: return emptyList()
+        return (0 until v[1]).map { i -> bb.getFloat(v[0] + 4 * i) }
+    }
+
+    /** A [long] vector; empty when absent. */
+    fun longs(slot: Int): List<Long> {
+        val v = vector(slot, 8) ?: return emptyList()
+        return (0 until v[1]).map { i -> bb.getLong(v[0] + 8 * i) }
+    }
+
+    /** A sub-table; null when absent. */
+    fun table(slot: Int): FbTable? = target(slot)?.let { FbTable(bb, it) }
 
     fun string(slot: Int): String? {
         val v = vector(slot) ?: return null
@@ -54,7 +81,7 @@ internal class FbTable(private val bb: ByteBuffer, private val pos: Int) {
     }
 
     fun tables(slot: Int): List<FbTable> {
-        val v = vector(slot) ?: return emptyList()
+        val v = vector(slot, 4) ?: return emptyList()
         return (0 until v[1]).map { i -> val at = v[0] + 4 * i; FbTable(bb, at + bb.getInt(at)) }
     }
 }
@@ -65,15 +92,23 @@ internal fun bytes(bb: ByteBuffer, start: Int, length: Int): ByteArray {
     return out
 }
 
+/** The model's own view of its input and output: subgraph 0's first input/output tensor, as the interpreter runs it. */
+data class IoTensors(val input: TensorInfo, val output: TensorInfo, val inputCount: Int, val outputCount: Int)
+
 /**
  * Reads `Model.metadata` entries of a .tflite (TFLite schema.fbs: Model fields version, operator_codes,
  * subgraphs, description, buffers, metadata_buffer, metadata, signature_defs; Metadata: name, buffer;
  * Buffer: data, offset, size). edge-fgic's exporter stores its JSON manifest under [MANIFEST_KEY]
  * (edge_fgic/export/tflite_metadata.py); the same file also carries TFLITE_METADATA and a labels zip,
  * which the manifest makes redundant here.
+ *
+ * Also reads the model's I/O tensors ([ioTensors]: SubGraph tensors, inputs, outputs; Tensor shape, type,
+ * quantization; QuantizationParameters scale, zero_point), so the manifest is checked against the model
+ * itself before an interpreter is created.
  */
 object TfliteFile {
     const val MANIFEST_KEY = "edge_fgic_manifest"
+    private const val MODEL_SUBGRAPHS = 2
     private const val MODEL_BUFFERS = 4
     private const val MODEL_METADATA = 6
     private const val METADATA_NAME = 0
@@ -81,6 +116,20 @@ object TfliteFile {
     private const val BUFFER_DATA = 0
     private const val BUFFER_OFFSET = 1
     private const val BUFFER_SIZE = 2
+    private const val SUBGRAPH_TENSORS = 0
+    private const val SUBGRAPH_INPUTS = 1
+    private const val SUBGRAPH_OUTPUTS = 2
+    private const val TENSOR_SHAPE = 0
+    private const val TENSOR_TYPE = 1
+    private const val TENSOR_QUANTIZATION = 4
+    private const val QUANT_SCALE = 2
+    private const val QUANT_ZERO_POINT = 3
+
+    /** schema.fbs `enum TensorType : byte`, by value; names as numpy/the manifest spell them. */
+    private val TENSOR_TYPES = listOf(
+        "float32", "float16", "int32", "uint8", "int64", "string", "bool", "int16", "complex64", "int8",
+        "float64", "complex128", "uint64", "resource", "variant", "uint32", "uint16", "int4", "bfloat16"
+    )
 
     /** The manifest's JSON text; [NotAnEdgeFgicExport] when the model has none. */
     fun manifestJson(model: ByteBuffer): String {
@@ -104,6 +153,29 @@ object TfliteFile {
             if (index >= buffers.size) throw ModelFileException("corrupt .tflite: metadata '$name' points at a missing buffer")
             bufferData(bb, buffers[index.toInt()])
         }
+    }
+
+    /**
+     * Subgraph 0's first input and output tensor (what `Interpreter.getInputTensor(0)`/`getOutputTensor(0)`
+     * report): shape, element type, and the per-tensor scale/zero-point (0.0/0 for an unquantized tensor).
+     */
+    fun ioTensors(model: ByteBuffer): IoTensors = read(model) { root, _ ->
+        val graph = root.tables(MODEL_SUBGRAPHS).firstOrNull() ?: throw ModelFileException("corrupt .tflite: no subgraph")
+        val tensors = graph.tables(SUBGRAPH_TENSORS)
+        val inputs = graph.ints(SUBGRAPH_INPUTS)
+        val outputs = graph.ints(SUBGRAPH_OUTPUTS)
+        if (inputs.isEmpty() || outputs.isEmpty()) throw ModelFileException("corrupt .tflite: the model has no input or no output tensor")
+        IoTensors(tensorInfo(tensors, inputs[0]), tensorInfo(tensors, outputs[0]), inputs.size, outputs.size)
+    }
+
+    private fun tensorInfo(tensors: List<FbTable>, index: Int): TensorInfo {
+        if (index < 0 || index >= tensors.size) throw ModelFileException("corrupt .tflite: I/O tensor $index of ${tensors.size}")
+        val t = tensors[index]
+        val type = t.int8(TENSOR_TYPE)
+        val q = t.table(TENSOR_QUANTIZATION)
+        val scale = q?.floats(QUANT_SCALE)?.firstOrNull() ?: 0f
+        val zeroPoint = q?.longs(QUANT_ZERO_POINT)?.firstOrNull() ?: 0L
+        return TensorInfo(TENSOR_TYPES.getOrElse(type) { "type$type" }, t.ints(TENSOR_SHAPE), scale.toDouble(), zeroPoint.toInt())
     }
 
     private fun bufferData(bb: ByteBuffer, buffer: FbTable): ByteArray {

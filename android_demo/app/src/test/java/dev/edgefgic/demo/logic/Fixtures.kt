@@ -26,6 +26,13 @@ object Fixtures {
         return found
     }
 
+    /** The case folders under [sub] (one artifact each, as the app's assets folder would hold it). */
+    fun dirs(sub: String): List<File> {
+        val found = (dir(sub).listFiles() ?: arrayOf()).filter { it.isDirectory }.sortedBy { it.name }
+        if (found.isEmpty()) throw AssertionError("no case folders in ${dir(sub)}")
+        return found
+    }
+
     fun records(file: File): List<Record> {
         val out = ArrayList<Record>()
         var name = file.name

@@ -31,15 +31,24 @@ class ModelSpecTest {
             if (r.has("error")) {
                 val e = assertThrows(file.name, ModelFileException::class.java) { ModelSpec.fromTflite(bytes) }
                 assertTrue("${file.name}: ${e.message}", e.message!!.startsWith(r.one("error")))
+                // the loader says the same, naming the file (no sidecar here)
+                val l = assertThrows(file.name, ModelFileException::class.java) { ModelCheck.load(file.name, bytes, null) }
+                assertTrue("${file.name}: ${l.message}", l.message!!.startsWith("${file.name}: ${r.one("error")}"))
                 continue
             }
             val spec = ModelSpec.fromTflite(bytes)
             assertEquals(file.name, expectedSpec(r), spec)
             assertEquals(file.name, r.list("metadata_names"), TfliteFile.metadataNames(bytes))
-            // the interpreter's own tensors (recorded by Python) agree with the manifest ...
+            // the interpreter's own tensors (recorded by Python) are what the app reads from the flatbuffer ...
             val input = tensor(r, "input")
             val output = tensor(r, "output")
+            assertEquals(file.name, IoTensors(input, output, 1, 1), TfliteFile.ioTensors(bytes))
+            // ... they agree with the manifest, and the loader takes the file as it is (no sidecar: a note says so)
             assertEquals(file.name, emptyList<String>(), spec.mismatches(input, output))
+            val loaded = ModelCheck.load(file.name, bytes, null)
+            assertEquals(file.name, spec, loaded.spec)
+            assertEquals(ModelCheck.EMBEDDED, loaded.source)
+            assertTrue(loaded.note!!, loaded.note!!.startsWith("no ${file.name}.json: using the manifest inside ${file.name}"))
             // ... and a disagreement is caught
             assertEquals(1, spec.mismatches(input, output.copy(shape = listOf(1, spec.classes.size + 1))).size)
             if (spec.input.quantized) assertEquals(1, spec.mismatches(input.copy(zeroPoint = input.zeroPoint + 1), output).size)
@@ -59,6 +68,11 @@ class ModelSpecTest {
                     assertEquals("${file.name} cut at $cut", spec, ModelSpec.fromTflite(part))
                 } catch (e: ModelFileException) {
                     assertTrue(e.message!!, !e.message!!.contains('\n'))
+                }
+                try { // the whole load: the flatbuffer's tensors are read too
+                    assertEquals("${file.name} cut at $cut", spec, ModelCheck.load(file.name, part, null).spec)
+                } catch (e: ModelFileException) {
+                    assertTrue(e.message!!, !e.message!!.contains('\n') && e.message!!.startsWith("${file.name}: "))
                 }
             }
         }
