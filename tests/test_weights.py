@@ -192,3 +192,20 @@ def test_a_non_convnext_teacher_at_its_own_size_distils_into_the_convnext_studen
     tc = load_checkpoint(res.best).train_config
     assert (tc["teacher_model"], tc["teacher_input_size"]) == ("resnet18", 64)
     assert load_checkpoint(res.best).preprocess.input_size == 32
+
+
+def test_efficientnet_folds_every_batchnorm_exactly():
+    from edge_fgic.models.fuse import count_ops, fuse_for_deploy
+    torch.manual_seed(0)
+    m = create_model(SMALL_EFF, 5).eval()
+    for mod in m.modules():  # BN statistics far from identity, so a wrong fold shows
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.5, 0.5), mod.running_var.uniform_(0.5, 2.0)
+            mod.weight.data.uniform_(0.5, 1.5), mod.bias.data.uniform_(-0.2, 0.2)
+    f = fuse_for_deploy(m)
+    assert count_ops(m)["batchnorm"] == 49 and count_ops(f)["batchnorm"] == 0
+    assert sum(isinstance(x, torch.nn.ReLU6) for x in f.modules()) == sum(isinstance(x, torch.nn.ReLU6) for x in m.modules())
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        a, b = m(x), f(x)
+    assert (a - b).abs().max().item() <= 1e-5 * a.abs().max().item() * 10

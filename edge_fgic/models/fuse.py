@@ -14,8 +14,11 @@ in float (measured: only 5 of 19 convs of the BN student ran in integer before f
 * downsample ``BN -> Conv`` (no padding)    -> one Conv (the BN's affine moves into the conv)
 * head ``pool -> BN -> Linear``             -> pool -> Linear
 
-LayerNorm (stock ConvNeXt) has no fixed affine form and stays. The returned model is a
-copy; the function is checked against the original in ``tests/test_quantize.py``.
+LayerNorm (stock ConvNeXt) has no fixed affine form and stays. timm's EfficientNet family
+(the pretrained ``tf_efficientnet_lite0`` teacher) folds too: every ``conv -> BatchNormAct``
+pair (stem, each block's pointwise/depthwise/projection convs, head) becomes one conv followed
+by the BatchNormAct's own activation (ReLU6 for Lite). The returned model is a copy; the
+function is checked against the original in ``tests/test_quantize.py`` and ``tests/test_weights.py``.
 """
 
 from __future__ import annotations
@@ -90,6 +93,9 @@ def fuse_for_deploy(model: nn.Module) -> nn.Module:
     scale folded where that is exact. Models with nothing to fold come back unchanged."""
     model = copy.deepcopy(model).eval()
     net = getattr(model, "backbone", model)
+    if hasattr(net, "conv_stem") and hasattr(net, "blocks"):
+        _fuse_efficientnet(net)
+        return model
     if not hasattr(net, "stages"):
         return model
     stem = net.stem
@@ -114,6 +120,36 @@ def fuse_for_deploy(model: nn.Module) -> nn.Module:
         head.fc = fold_bn_before(head.norm, head.fc)
         head.norm = nn.Identity()
     return model
+
+
+# (conv, norm) attribute pairs of timm's EfficientNet/MobileNet blocks, in forward order
+_EFF_PAIRS = (("conv_stem", "bn1"), ("conv_dw", "bn1"), ("conv_pw", "bn1"), ("conv_pw", "bn2"), ("conv_dw", "bn2"),
+              ("conv_pwl", "bn3"), ("conv_pwl", "bn2"), ("conv_head", "bn2"))
+
+
+def _norm_act_tail(bn: nn.Module) -> nn.Module:
+    """What is left of a (timm) BatchNormAct2d once its affine moved into the conv: drop + activation."""
+    tail = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None)) if m is not None and not isinstance(m, nn.Identity)]
+    return tail[0] if len(tail) == 1 else (nn.Sequential(*tail) if tail else nn.Identity())
+
+
+def _fold_pairs(module: nn.Module) -> None:
+    kids = dict(module.named_children())
+    order = list(kids)
+    for conv_name, bn_name in _EFF_PAIRS:
+        conv, bn = kids.get(conv_name), kids.get(bn_name)
+        # the pair must be adjacent in forward order (registration order in timm's blocks)
+        if isinstance(conv, nn.Conv2d) and _is_bn(bn) and order.index(bn_name) == order.index(conv_name) + 1:
+            setattr(module, conv_name, fold_bn_after(conv, bn))
+            setattr(module, bn_name, _norm_act_tail(bn))
+            kids = dict(module.named_children())
+
+
+def _fuse_efficientnet(net: nn.Module) -> None:
+    _fold_pairs(net)  # conv_stem/bn1 and conv_head/bn2
+    for stage in net.blocks:
+        for block in (stage if isinstance(stage, nn.Sequential) else [stage]):
+            _fold_pairs(block)
 
 
 def count_ops(model: nn.Module) -> dict[str, int]:
