@@ -9,6 +9,11 @@ from the checkpoint path, the export options and the calibration images the pare
 stderr goes to a log file in the job's temp folder. The parent gets the child's ``Built`` list, or its
 ``UserError``, or — if the child died — one line with the exit status and the line the native code
 printed last. The temp folder is the parent's: the exporter removes it whatever happened.
+
+A target may do more native work in the child than convert: OpenVINO's exporter also compiles the IR
+it saved for the CPU, with the settings the round trip will use (``openvino_runner.compile_cpu``),
+so a CPU plugin that crashes on the model dies here, not in the exporting process. The child names
+the step it is in (:func:`edge_fgic.native.stage`), and a death is reported with that step.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import dataclasses
 import json
 import os
 import pickle
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,25 +30,24 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-
-# lines worth quoting from a dead converter's stderr (first match from the end wins)
-_TELLING = re.compile(r"error|fatal|abort|no space|failed|killed|out of memory|cannot", re.I)
+from ..native import STAGE_ENV, log_line, native_workdir, read_stage, signal_text
 
 
 def run_isolated(job) -> list:
     """``job.target``'s exporter in a spawned child; returns its ``Built`` list."""
-    import tempfile
-    # the calibration images travel through the system temp folder: the output disk is the converter's
-    with tempfile.TemporaryDirectory(prefix="edge-fgic-calib-") as handoff:
-        return _run(job, Path(handoff))
+    # the calibration images, the child's log and its result travel through the system temp folder (the
+    # output disk is the converter's); one a killed export left there goes at the next start
+    with native_workdir() as handoff:
+        return _run(job, handoff)
 
 
 def _run(job, handoff: Path) -> list:
     tmp = Path(job.tmp)
     spec: dict[str, Any] = {"cfg": dataclasses.asdict(job.cfg), "target": job.target.name, "precision": job.precision,
                             "tmp": str(tmp), "stem": job.stem, "profile": job.profile, "log": str(handoff / "converter.log"),
-                            "result": str(handoff / "converter.result.pkl"), "calibration": None}
-    if job.precision == "int8":
+                            "result": str(handoff / "converter.result.pkl"), "stage": str(handoff / "converter.stage"),
+                            "calibration": None}
+    if job.precision == "int8" and job.target.calibrates:
         images, record = job.calibration()
         np.save(handoff / "calibration.npy", np.concatenate(images) if images else np.zeros((0, 3, 1, 1), np.float32))
         spec["calibration"] = {"images": str(handoff / "calibration.npy"), "record": record}
@@ -68,43 +71,32 @@ def _run(job, handoff: Path) -> list:
             return out["built"]
         if out["user_error"]:
             raise UserError(out["message"])
-        raise UserError(f"{job.cfg.model}: the {job.target.name} {job.precision} converter failed ({out['message']}); "
+        step = read_stage(spec["stage"], "converter")
+        raise UserError(f"{job.cfg.model}: the {job.target.name} {job.precision} {step} failed ({out['message']}); "
                         "nothing was written")
-    raise UserError(f"{job.cfg.model}: the {job.target.name} {job.precision} converter died in native code "
-                    f"({_status(proc.returncode)}: {last_words(Path(spec['log']))}); nothing was written")
+    step = read_stage(spec["stage"], "converter")
+    raise UserError(f"{job.cfg.model}: the {job.target.name} {job.precision} {step} died in native code "
+                    f"({_status(proc.returncode)}): {last_words(Path(spec['log']))}; nothing was written "
+                    f"(unless the disk or memory ran out, try another {' / '.join(job.target.packages)} release)")
 
 
 def _status(code: int | None) -> str:
-    if code is None:
-        return "no exit status"
-    if code < 0:
-        import signal
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"signal {-code}"
-    return f"exit code {code}"
+    return signal_text(code)
 
 
 def last_words(log: Path, limit: int = 240) -> str:
-    """The most telling line of a converter's stderr: the last one naming an error, else the last line."""
-    try:
-        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        lines = []
-    if not lines:
-        return "it printed nothing"
-    for line in reversed(lines):
-        if _TELLING.search(line):
-            return line[:limit]
-    return lines[-1][:limit]
+    """The most telling line of a converter's stderr (:func:`edge_fgic.native.telling_line`)."""
+    return log_line(log, limit)
 
 
 def _child(spec: dict[str, Any]) -> None:
     """In the spawned process: rebuild the job, export, pickle the outcome next to the artifact."""
+    import faulthandler
     log = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 2)                                  # native code's own prints land in the log
     os.environ["EDGE_FGIC_NATIVE_LOG"] = spec["log"]  # and so do those quiet_native_logs() holds back
+    os.environ[STAGE_ENV] = spec["stage"]             # the step a death happened in (native.stage)
+    faulthandler.enable()                             # a fatal signal's Python frame, after what native code said
     try:
         out = {"ok": True, "built": _export(spec)}
     except UserError as exc:

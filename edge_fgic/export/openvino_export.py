@@ -1,5 +1,10 @@
 """OpenVINO IR (.xml + .bin) by ``ov.convert_model`` from the PyTorch model (FP32/FP16) or the NNCF
-model (INT8: OpenVINO reads NNCF's quantizers and runs the convolutions in integer on x86)."""
+model (INT8: OpenVINO reads NNCF's quantizers and runs the convolutions in integer on x86).
+
+The target is isolated (``targets.py``): this runs in a child process (:mod:`.isolate`), and after
+saving the IR it compiles it for the CPU with the settings the round trip asks for and runs one image,
+so a converter or CPU plugin that crashes in native code kills the child, which the exporter reports in
+one line (with what OpenVINO printed last) while removing its work folder."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ..native import in_watched_child
 from .exporter import Built, ExportJob, converter_versions
 from .manifest import MANIFEST_KEY, dumps
 
@@ -21,8 +27,10 @@ def export(job: ExportJob) -> list[Built]:
     import openvino as ov
 
     from ..models.fuse import fuse_for_deploy
+    from ..native import crash_point, stage
     from ..quant.nncf_quant import _quiet_nncf
     _quiet_nncf()
+    crash_point("openvino-convert")
     x = torch.zeros(1, 3, job.input_size, job.input_size)
     net = job.model if job.precision == "int8" else fuse_for_deploy(job.model.cpu().float()).eval()
     with torch.no_grad():
@@ -34,6 +42,9 @@ def export(job: ExportJob) -> list[Built]:
     # FP16 = weights stored in half precision (OpenVINO's own FP16 IR); the CPU plugin computes in
     # FP32 or BF16 as the hardware allows, a GPU/NPU plugin in FP16
     ov.save_model(ov_model, str(xml), compress_to_fp16=job.precision == "fp16")
+    if in_watched_child():
+        stage("CPU plugin compile check")
+        compile_check(job, xml)
     quant = None
     if job.precision == "int8":
         q = job.ckpt.quantization or {}
@@ -46,6 +57,23 @@ def export(job: ExportJob) -> list[Built]:
                   quantization=quant, options={"compress_to_fp16": job.precision == "fp16",
                                                "dynamic_batch": job.cfg.dynamic_batch},
                   embed=embed_openvino)]
+
+
+def compile_check(job: ExportJob, xml: Path) -> None:
+    """Compile ``xml`` for the CPU as the round trip will (same settings, same code) and run one image."""
+    import numpy as np
+
+    from ..errors import UserError
+    from ..runtime.base import default_threads
+    from ..runtime.openvino_runner import compile_cpu, requested_settings
+    threads = int(job.cfg.threads) if job.cfg.threads else default_threads()
+    try:
+        _, compiled = compile_cpu(xml, requested_settings("f32", threads))
+        compiled.create_infer_request().infer({0: np.zeros((1, 3, job.input_size, job.input_size), np.float32)})
+    except Exception as exc:  # noqa: BLE001 - OpenVINO's own exception, reported in one line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise UserError(f"{job.cfg.model}: OpenVINO's CPU plugin cannot compile and run the {job.precision} IR "
+                        f"converted from it ({first}); nothing was written; try another openvino release") from None
 
 
 def embed_openvino(xml: Path, manifest: dict[str, Any]) -> None:

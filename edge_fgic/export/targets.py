@@ -22,6 +22,7 @@ class Target:
     packages: tuple[str, ...]  # importable modules the target needs
     description: str
     isolate: bool = False    # the converter can exit()/abort in native code: run it in a child process
+    calibrates: bool = False  # its INT8 build calibrates again (the child gets the parent's calibration images)
 
     def build(self):
         """The function that builds this target from an ExportJob (in a child process where ``isolate``)."""
@@ -49,10 +50,13 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
            ("litert_torch", "ai_edge_litert", "ai_edge_quantizer"),
            "LiteRT/TFLite flatbuffer (NHWC input, builtin ops only) via litert-torch; INT8 full-integer via "
            "ai-edge-quantizer with NNCF's activation ranges carried over; metadata + labels for Android; "
-           "converted in a process of its own (the converter can exit() in native code)", isolate=True),
+           "converted in a process of its own (the converter can exit() in native code)", isolate=True,
+           calibrates=True),
     Target("openvino", ".xml", ("fp32", "fp16", "int8"), "openvino", "core", False, "openvino_export",
            ("openvino",),
-           "OpenVINO IR (.xml + .bin) from the PyTorch/NNCF model; runs NNCF's INT8 in integer on x86"),
+           "OpenVINO IR (.xml + .bin) from the PyTorch/NNCF model; runs NNCF's INT8 in integer on x86; converted "
+           "and compiled once for the CPU in a process of its own (a crash in OpenVINO's native code is one line)",
+           isolate=True),
 ]}
 
 PRECISIONS = ("fp32", "fp16", "int8")

@@ -101,6 +101,9 @@ def _nncf():
     except ImportError as exc:  # pragma: no cover - nncf is a core dependency
         raise UserError(f"NNCF is not installed ({exc}); reinstall edge-fgic (pip install -e .)") from None
     _quiet_nncf()
+    # NNCF's C++ quantizer kernels: built and tried in a child process first, else its reference kernels
+    from .nncf_ext import ensure_cpu_kernels
+    ensure_cpu_kernels()
     return nncf
 
 
@@ -216,6 +219,8 @@ def quant_record(q: nn.Module, *, mode: str, calibration: dict[str, Any], source
                  overflow_fix: str = "enable") -> dict[str, Any]:
     import nncf
     from nncf.torch import get_config
+
+    from .nncf_ext import kernels_record
     qs = quantizers(q)
     n_w = sum(is_weight_quantizer(n, m) for n, m in qs)
     unsigned = sum(1 for n, m in qs if not is_weight_quantizer(n, m) and not m.signed)
@@ -237,6 +242,7 @@ def quant_record(q: nn.Module, *, mode: str, calibration: dict[str, Any], source
         "source": str(source.path),
         "source_sha256": source.sha256,
         "source_val_top1": source.metrics.get("val_top1"),
+        "nncf_kernels": kernels_record(),  # NNCF's C++ extension, or its reference kernels and why
         "nncf_config": get_config(q),
     }
 

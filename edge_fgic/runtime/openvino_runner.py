@@ -62,6 +62,29 @@ def compiled_summary(compiled) -> dict[str, Any]:
             "integer_ops": integer, "compute_ops": sum(computes.values()), "float_ops_precision": precision}
 
 
+def requested_settings(precision: str, threads: int) -> dict[str, Any]:
+    """Every CPU-plugin setting that changes numbers or speed, asked for explicitly (upper case = plugin keys)."""
+    return {"precision": precision, "threads": threads,
+            "INFERENCE_PRECISION_HINT": precision, "EXECUTION_MODE_HINT": "PERFORMANCE",
+            "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads,
+            "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0, "CPU_DENORMALS_OPTIMIZATION": False}
+
+
+def compile_cpu(path, requested: dict[str, Any]):
+    """``(model, compiled)``: the IR at ``path`` read and compiled for the CPU plugin with ``requested``'s
+    plugin keys (OpenVINO's own exceptions pass through). The runner and the export's compile check (in
+    the export's child process, before the round trip compiles the same IR with the same settings in the
+    exporting process) share it, so they cannot differ."""
+    import openvino as ov
+
+    from ..native import crash_point
+    core = ov.Core()
+    config = {k: v for k, v in requested.items() if k.isupper()}
+    model = core.read_model(str(path))
+    crash_point("openvino-compile")
+    return model, core.compile_model(model, "CPU", config)
+
+
 class OpenVINORunner(Runner):
     backend = "openvino"
     extra = "openvino"
@@ -74,19 +97,12 @@ class OpenVINORunner(Runner):
 
     def _load(self) -> None:
         try:
-            import openvino as ov
+            import openvino  # noqa: F401
         except ImportError:
             raise missing_backend("openvino", self.extra, str(self.path)) from None
-        core = ov.Core()
-        self.requested = {"precision": self.compute_precision, "threads": self.threads,
-                          "INFERENCE_PRECISION_HINT": self.compute_precision, "EXECUTION_MODE_HINT": "PERFORMANCE",
-                          "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": self.threads,
-                          "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0, "CPU_DENORMALS_OPTIMIZATION": False}
-        config = {k: v for k, v in self.requested.items() if k.isupper()}
+        self.requested = requested_settings(self.compute_precision, self.threads)
         try:
-            model = core.read_model(str(self.path))
-            self._model = model
-            self.compiled = core.compile_model(model, "CPU", config)
+            self._model, self.compiled = compile_cpu(self.path, self.requested)
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise UserError(f"{self.path}: OpenVINO cannot load it ({first}); re-export it") from None
