@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     rep = json.loads(args.bench_json.read_text())
     rounds = int(rep["config"].get("rounds") or 1)
     rows = [r for r in rep["rows"] if r.get("status") == "ok" and not r.get("variant")]
-    m = rep.get("machine") or {}
-    print(f"Machine: {m.get('cpu', '?')}; ISA {', '.join(m.get('isa', []) or []) or '?'}; {rep['config'].get('threads')} threads, "
+    m = (rep.get("machine") or {}).get("cpu") or {}
+    print(f"Machine: {m.get('model', '?')}, {m.get('logical_cores', '?')} cores; ISA {', '.join(m.get('isa', []) or []) or '?'}; "
+          f"{rep['config'].get('threads')} threads, "
           f"batch 1, {rounds} interleaved rounds; {rep['images']} val images.\n")
     print("| model | runtime | precision | top-1 % | INT8 Δ vs own FP32 (pt) | p50 ms | INT8 speed-up | size MB | ran as (read back) |")
     print("|---|---|---|---|---|---|---|---|---|")
