@@ -177,3 +177,35 @@ def test_openvino_round_trip_holds_under_every_isa_level_this_cpu_offers(artifac
 def test_the_cli_offers_exactly_the_isa_levels_the_harness_knows():
     from edge_fgic import cli
     assert [e.value for e in cli.IsaLevel] == list(ISA_LEVELS)
+
+
+def test_onnxruntime_runs_every_node_of_our_int8_in_integer_like_quantize_static(artifacts, tmp_path):
+    """The INT8 ONNX is laid out so onnxruntime fuses every compute node, the classifier Gemm included (QGemm
+    with float logits), and so gets as many integer kernels as its own quantize_static on our FP32 ONNX."""
+    import numpy as np
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.items = iter([{"input": rng.random((1, 3, 32, 32), dtype=np.float32)} for _ in range(8)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    peer = tmp_path / "peer-int8.onnx"
+    quantize_static(str(artifacts["onnx-fp32"]), str(peer), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    ours = open_runner(artifacts["onnx-int8"], threads=1).execution["effective"]
+    from edge_fgic.runtime.onnxruntime_runner import optimized_graph_summary
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "peer.opt.onnx")
+    ort.InferenceSession(str(peer), so, providers=["CPUExecutionProvider"])
+    theirs = optimized_graph_summary(so.optimized_model_filepath)
+    assert ours["integer_ops"] == ours["compute_ops"] == theirs["integer_ops"], (ours["optimized_ops"], theirs["optimized_ops"])
+    assert "QGemm" in ours["optimized_ops"] and "Gemm" not in ours["optimized_ops"]
+    # the logits stay float (quantize_static quantizes them): the graph ends in the Gemm, not in a DequantizeLinear
+    g = onnx.load(str(artifacts["onnx-int8"])).graph
+    assert next(n for n in g.node if "logits" in n.output).op_type == "Gemm"

@@ -92,7 +92,7 @@ def export_int8(job: ExportJob, path: Path, *, signed: bool) -> dict[str, Any]:
     if job.cfg.dynamic_batch:
         raise UserError("--dynamic-batch: INT8 Q/DQ exports have a static batch of 1 (NNCF's traced graph); drop the flag")
     return export_qdq(job.model, path, job.input_size, opset=job.cfg.opset, fold_weights=True,
-                      uint8_activations=not signed)
+                      uint8_activations=not signed, integer_gemm=not signed)
 
 
 def export(job: ExportJob) -> list[Built]:
