@@ -26,7 +26,15 @@ def model_of(row: dict) -> str:
     """Checkpoints by their run folder (teacher/best.pt), exports by their stem (teacher-fp32.onnx)."""
     p = Path(row["artifact"])
     stem = p.parent.name if p.suffix == ".pt" else p.name
+    if p.suffix == ".pt" and p.parent.parent.name == "lite0-128" or stem.startswith("lite128"):
+        return "EfficientNet-Lite0 128 px"
+    if stem.startswith("teacher-unsigned"):
+        return "EfficientNet-Lite0 (teacher), unsigned PTQ"
     return "EfficientNet-Lite0 (teacher)" if stem.startswith("teacher") else "ConvNeXt student"
+
+
+MODELS = ("ConvNeXt student", "EfficientNet-Lite0 (teacher)", "EfficientNet-Lite0 (teacher), unsigned PTQ",
+          "EfficientNet-Lite0 128 px")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,9 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     pareto = []
     for ext, runtime in [(".pt", "PyTorch (eager)"), *RUNTIME.items()]:
         here = [r for r in rows if Path(r["artifact"]).suffix == ext]
-        for model in ("ConvNeXt student", "EfficientNet-Lite0 (teacher)"):
+        for model in MODELS:
             mine = [r for r in here if model_of(r) == model]
-            fp32 = next((r for r in mine if r.get("precision") == "fp32"), None)
+            own = "EfficientNet-Lite0 (teacher)" if model.endswith("unsigned PTQ") else model  # its FP32 row
+            fp32 = next((r for r in here if model_of(r) == own and r.get("precision") == "fp32"), None)
             for r in sorted(mine, key=lambda r: (r.get("precision") != "fp32", r["name"])):
                 p50s = round_p50s(r, rounds)
                 p50 = float(np.median(p50s))
