@@ -53,6 +53,19 @@ def cli_args(cmd: str) -> list[str] | None:
     return None
 
 
+def _cp_pairs(cmd: str) -> list[tuple[str, str]]:
+    """(source, destination) of each `cp A B` in a `cp A B && cp C D` line."""
+    tokens, pairs, part = shlex.split(cmd), [], []
+    for t in [*tokens, "&&"]:
+        if t == "&&":
+            if part and part[0] == "cp":
+                pairs.append((part[-2], part[-1]))
+            part = []
+        else:
+            part.append(t)
+    return pairs
+
+
 # why a command is only parsed, not run here (first match wins)
 NOT_HERE = [
     (r"torchrun|--device cuda", "needs CUDA GPUs"),
@@ -105,7 +118,8 @@ def test_make_targets_and_android_assets_exist():
         if tokens[0] == "make":
             assert re.search(rf"^{tokens[1]}:", makefile, flags=re.M), f"README: `{cmd}`: no such Makefile target"
         if tokens[0] == "cp":
-            assert (ROOT / tokens[-1]).parent.is_dir(), f"README: `{cmd}`: {Path(tokens[-1]).parent} is not in the repository"
+            for _, dst in _cp_pairs(cmd):
+                assert (ROOT / dst).parent.is_dir(), f"README: `{cmd}`: {Path(dst).parent} is not in the repository"
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
@@ -176,9 +190,9 @@ def test_readme_commands_run_on_the_demo_outputs(demo_dir, monkeypatch, capsys):
         if why or (args is None and not cmd.startswith("cp ")):
             skipped.append((cmd, why or "not an edge-fgic command"))
             continue
-        if args is None:  # cp into the Android demo's assets
-            src, dst = shlex.split(cmd)[1:]
-            shutil.copyfile(src, dst)
+        if args is None:  # cp into the Android demo's assets (the model and its sidecar: `cp A B && cp C D`)
+            for src, dst in _cp_pairs(cmd):
+                shutil.copyfile(src, dst)
             ran.append(cmd)
             continue
         t0 = time.perf_counter()
