@@ -12,6 +12,15 @@ from PIL import Image
 TINY_MODEL = dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64))
 
 
+def one_error_line(result) -> str:
+    """A CLI result that failed the way users must see it: exit 2, one line on stderr, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets its own image-scan cache (no leaks between tests) and no progress bars."""

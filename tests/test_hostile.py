@@ -18,6 +18,8 @@ from edge_fgic.cli import app
 from edge_fgic.errors import UserError
 from edge_fgic.runtime import open_runner
 
+from conftest import one_error_line as _one_line  # noqa: E402
+
 runner = CliRunner()
 
 
@@ -41,14 +43,6 @@ def _edit_sidecar(artifact: Path, edit) -> None:
     m = json.loads(side.read_text())
     edit(m)
     side.write_text(json.dumps(m))
-
-
-def _one_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def _a_val_image(tiny_synth: Path) -> Path:

@@ -24,16 +24,10 @@ from typer.testing import CliRunner
 
 from edge_fgic.cli import app
 
+from conftest import one_error_line as _one_line  # noqa: E402
+
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _one_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def _native_workdirs() -> set[str]:

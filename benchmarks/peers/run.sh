@@ -33,14 +33,7 @@ fi
 .venv/bin/python benchmarks/peers/build_peers.py -m "$CKPT" -e "$EXPORT" -o "$PEERS" --ultralytics-site "$SITE" || \
   echo "some peer routes failed: see $PEERS/peers.json"
 
-mkdir -p "$OUT"
-load() { cut -d' ' -f1 /proc/loadavg; }
-i=0
-busy() { awk -v l="$(load)" -v m="$MAX_LOAD" 'BEGIN { exit !(l > m) }'; }
-while busy && [ $i -lt "$WAIT_MIN" ]; do
-  echo "load $(load) > $MAX_LOAD: waiting 60 s ($i/$WAIT_MIN min)"; sleep 60; i=$((i + 1))
-done
-echo "start: $(date -u +%FT%TZ) $(cat /proc/loadavg)" > "$OUT/load.txt"
+. benchmarks/wait_quiet.sh   # waits for a quiet machine, writes $OUT/load.txt
 
 # per runtime: ours FP32, ours INT8, then the peers (bench's later rounds go through all of them in turn)
 set --

@@ -44,14 +44,7 @@ ex "$RUN/teacher-ptq-unsigned/best.pt" int8 teacher-unsigned "$TEX"
 ex "$L/teacher/best.pt" fp32 lite128 "$L/export"
 ex "$L/ptq/best.pt" int8 lite128 "$L/export"
 
-mkdir -p "$OUT"
-load() { cut -d' ' -f1 /proc/loadavg; }
-i=0
-busy() { awk -v l="$(load)" -v m="$MAX_LOAD" 'BEGIN { exit !(l > m) }'; }
-while busy && [ $i -lt "$WAIT_MIN" ]; do
-  echo "load $(load) > $MAX_LOAD: waiting 60 s ($i/$WAIT_MIN min)"; sleep 60; i=$((i + 1))
-done
-echo "start: $(date -u +%FT%TZ) $(cat /proc/loadavg)" > "$OUT/load.txt"
+. benchmarks/wait_quiet.sh   # waits for a quiet machine, writes $OUT/load.txt
 
 # per runtime: student FP32, student INT8, teacher FP32, teacher INT8 (later rounds go through all of them in turn)
 set --
