@@ -70,6 +70,19 @@ def test_openvino_dying_in_native_code_is_one_line_and_leaves_nothing(crash, ste
     assert not stale_tmp.exists() and _native_workdirs() <= before
 
 
+def test_tensorrt_target_dying_in_native_code_is_one_line_and_leaves_nothing(tiny_bnrelu_run, tmp_path, monkeypatch):
+    """TensorRT's builder (and the TensorRT-bound ONNX export around it) runs in a child of its own too."""
+    from edge_fgic.export.targets import TARGETS
+    assert TARGETS["tensorrt"].isolate and not TARGETS["tensorrt"].calibrates
+    out = tmp_path / "out"
+    monkeypatch.setenv("EDGE_FGIC_TEST_CRASH", "tensorrt-build:abort")
+    line = _one_line(runner.invoke(app, ["export", "-m", str(tiny_bnrelu_run), "--target", "tensorrt", "-p", "fp32",
+                                         "--out", str(out), "--name", "m"]))
+    assert "tensorrt" in line and "died in native code (killed by SIGABRT, signal 6)" in line, line
+    assert "fatal error injected by EDGE_FGIC_TEST_CRASH=tensorrt-build:abort" in line, line
+    assert not out.exists() or [p for p in out.rglob("*")] == [], list(out.rglob("*"))
+
+
 def test_openvino_export_isolated_still_round_trips(tiny_bnrelu_run, tmp_path):
     from edge_fgic.export.exporter import ExportConfig, export
     before = _native_workdirs()

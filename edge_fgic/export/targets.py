@@ -45,7 +45,8 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("tensorrt", ".engine", ("fp32", "fp16", "int8"), "tensorrt", "tensorrt", True, "tensorrt_export",
            ("onnx", "onnxruntime"),
            "TensorRT-bound ONNX (strongly typed; INT8 = signed int8, zero-point 0 Q/DQ) + trtexec command; "
-           "the .engine itself where TensorRT and a GPU exist"),
+           "the .engine itself where TensorRT and a GPU exist, built in a process of its own (TensorRT's builder "
+           "can abort or run out of memory in native code)", isolate=True),
     Target("tflite", ".tflite", ("fp32", "fp16", "int8"), "litert", "tflite", False, "tflite_export",
            ("litert_torch", "ai_edge_litert", "ai_edge_quantizer"),
            "LiteRT/TFLite flatbuffer (NHWC input, builtin ops only) via litert-torch; INT8 full-integer via "

@@ -88,7 +88,10 @@ def build_engine(onnx_path: Path, engine_path: Path, opts: dict[str, Any], input
 
 
 def export(job: ExportJob) -> list[Built]:
+    """Runs isolated (targets.py): a TensorRT builder that aborts or runs out of memory kills the child only."""
+    from ..native import crash_point
     from ..quant.onnx_qdq import check_tensorrt_qdq
+    crash_point("tensorrt-build")
     onnx_name, engine_name = outputs(job.stem, job.precision)
     onnx_path = job.tmp / onnx_name
     opts = trt_options(job)
