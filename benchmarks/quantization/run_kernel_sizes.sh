@@ -46,6 +46,9 @@ def p50s(r):
     n = len(s) // rounds if rounds > 1 and s and len(s) % rounds == 0 else 0
     return [float(np.median(s[i * n:(i + 1) * n])) for i in range(rounds)] if n else [r["latency_ms"]["p50"]]
 rows = {r["name"].replace("reference: ", ""): r for r in rep["rows"] if r.get("status") == "ok"}
+cpu = (rep.get("machine") or {}).get("cpu") or {}
+print(f"CPU: {cpu.get('model', '?')}, {cpu.get('logical_cores', '?')} cores; ISA {', '.join(cpu.get('isa') or []) or '?'}; "
+      f"{rep['config'].get('threads')} threads, batch 1, {rounds} interleaved rounds of {rep['config'].get('runs')} runs.\n")
 print("| runtime | depthwise kernel | FP32 p50 ms | INT8 p50 ms | INT8 speed-up (median of per-round ratios, range) |")
 print("|---|---|---|---|---|")
 for ext, rt in ((".onnx", "onnxruntime"), (".xml", "OpenVINO"), (".tflite", "LiteRT (XNNPACK)")):

@@ -102,7 +102,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if isinstance(obj, dict) and obj.get("format") == "edge-fgic-checkpoint":
         obj = obj.get("state_dict", {})  # one of our checkpoints: its model's tensors
     for key in _CONTAINER_KEYS:
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict) and not isinstance(obj.get(key), torch.Tensor):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
