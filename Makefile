@@ -1,6 +1,7 @@
-# The two commands of README.md. Both create the environment from the project's own files.
+# The commands of README.md. Each creates the environment from the project's own files.
 #   make demo   the whole pipeline on the embedded synthetic dataset (teacher, student, QAT, exports, bench); rerun = resume
 #   make test   run the whole test suite (what .ci/run calls)
+#   make test-fast  the inner loop: every test not marked slow (no training, export or compile; tests/conftest.py)
 
 VENV   ?= .venv
 PYTHON ?= python3
@@ -8,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= runs/demo
 
-.PHONY: demo test env clean-demo android-jvm
+.PHONY: demo test test-fast env clean-demo android-jvm
 
 env: $(STAMP)
 
@@ -23,6 +24,9 @@ demo: $(STAMP)
 
 test: $(STAMP) android-jvm
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # The Android demo's pure logic is tested on the JVM with Debian's kotlin + junit4 (tests/test_android_demo.py);
 # as root (CI) they are installed here, otherwise those tests skip and say what to install.

@@ -80,8 +80,9 @@ class FrameSource:
             self.live = True
             if kind == "csi":
                 if not _build_has(cv2, "GStreamer"):
-                    raise UserError(f"--source {spec}: this OpenCV ({cv2.__version__}) was built without GStreamer; on a "
-                                    f"Jetson use JetPack's system OpenCV (venv with --system-site-packages, no opencv-python wheel)")
+                    raise UserError(f"--source {spec}: this OpenCV ({cv2.__version__}) was built without GStreamer; "
+                                    f"on a Jetson use JetPack's system OpenCV "
+                                    f"(venv with --system-site-packages, no opencv-python wheel)")
                 self._cap = cv2.VideoCapture(csi_pipeline(int(arg or 0), width, height, fps, flip), cv2.CAP_GSTREAMER)
             else:
                 index = int(arg or 0) if kind == "usb" else int(spec)
@@ -177,9 +178,11 @@ class CameraSummary:
         def pct(v: list[float], q: float) -> float | None:
             return float(np.percentile(v, q)) if v else None
         return {"source": self.source, "model": self.model, "frames": self.frames, "classified": self.classified,
-                "seconds": round(self.seconds, 3), "fps": round(self.frames / self.seconds, 2) if self.seconds else None,
+                "seconds": round(self.seconds, 3),
+                "fps": round(self.frames / self.seconds, 2) if self.seconds else None,
                 "model_ms_p50": pct(self.model_ms, 50), "model_ms_p90": pct(self.model_ms, 90),
-                "preprocess_ms_p50": pct(self.preprocess_ms, 50), "labels": dict(sorted(self.labels.items(), key=lambda kv: -kv[1])),
+                "preprocess_ms_p50": pct(self.preprocess_ms, 50),
+                "labels": dict(sorted(self.labels.items(), key=lambda kv: -kv[1])),
                 "interrupted": self.interrupted, "files": self.files}
 
 
@@ -310,13 +313,15 @@ def run_camera(cfg: CameraConfig, *, on_frame=None) -> CameraSummary:
                 if jsonl:
                     raw = int(np.argmax(p))
                     jsonl.write({"frame": frame.index, "t": round(frame.t, 4), "label": top[0][0],
-                                 "prob": round(top[0][1], 6), "topk": [{"label": c, "prob": round(v, 6)} for c, v in top],
+                                 "prob": round(top[0][1], 6),
+                                 "topk": [{"label": c, "prob": round(v, 6)} for c, v in top],
                                  "raw_label": clf.classes[raw], "raw_prob": round(float(p[raw]), 6),
                                  "model_ms": round(model_ms, 3), "preprocess_ms": round(pre_ms, 3)})
             fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
             if sink or cfg.show:
                 ms = summary.model_ms[-1] if summary.model_ms else 0.0
-                shown = draw_overlay(frame.image, lines, f"{clf.path.name} {clf.precision} | {ms:.1f} ms | {fps:.1f} fps")
+                shown = draw_overlay(frame.image, lines,
+                                     f"{clf.path.name} {clf.precision} | {ms:.1f} ms | {fps:.1f} fps")
                 if sink:
                     sink.write(shown)
                 if cfg.show:

@@ -7,16 +7,17 @@ import importlib.util
 import shutil
 from typing import Any
 
-from .export.manifest import package_version
+from .manifest import package_version
 
-# (what, importable module, pip distribution, extra that installs it, what it is for)
+# (what, importable module, pip distribution, extra that installs it ("": a core dependency), what it is for);
+# the export targets' own packages and extras come from the target table (edge_fgic/targets.py)
 PACKAGES = [
-    ("torch", "torch", "torch", "core", "training, the reference runner"),
-    ("NNCF", "nncf", "nncf", "core", "INT8 PTQ/QAT"),
-    ("onnx", "onnx", "onnx", "core", "ONNX export"),
-    ("onnxslim", "onnxslim", "onnxslim", "core", "ONNX simplification"),
-    ("onnxruntime", "onnxruntime", "onnxruntime", "core", "ONNX runner (round trips, bench)"),
-    ("OpenVINO", "openvino", "openvino", "core", "OpenVINO IR export and runner"),
+    ("torch", "torch", "torch", "", "training, the reference runner"),
+    ("NNCF", "nncf", "nncf", "", "INT8 PTQ/QAT"),
+    ("onnx", "onnx", "onnx", "", "ONNX export"),
+    ("onnxslim", "onnxslim", "onnxslim", "", "ONNX simplification"),
+    ("onnxruntime", "onnxruntime", "onnxruntime", "", "ONNX runner (round trips, bench)"),
+    ("OpenVINO", "openvino", "openvino", "", "OpenVINO IR export and runner"),
     ("litert-torch", "litert_torch", "litert-torch", "tflite", "TFLite conversion"),
     ("ai-edge-quantizer", "ai_edge_quantizer", "ai-edge-quantizer", "tflite", "TFLite FP16/INT8"),
     ("LiteRT", "ai_edge_litert", "ai-edge-litert", "tflite", "TFLite runner (what Android runs)"),
@@ -40,7 +41,7 @@ def camera_info() -> dict[str, Any]:
 
 
 def checks() -> dict[str, Any]:
-    from .export.targets import TARGETS
+    from .targets import TARGETS
     from .runtime.tensorrt_runner import tensorrt_available
     pkgs = []
     for what, module, dist, extra, why in PACKAGES:
@@ -53,8 +54,10 @@ def checks() -> dict[str, Any]:
         note = ""
         if t.name == "tensorrt":
             ok, why = tensorrt_available()
-            note = "engines build here" if ok else f"writes the TensorRT ONNX + trtexec command; engine on the device ({why})"
-        targets.append({"name": t.name, "ok": not missing, "missing": missing, "extra": t.extra, "note": note})
+            note = ("engines build here" if ok
+                    else f"writes the TensorRT ONNX + trtexec command; engine on the device ({why})")
+        targets.append({"name": t.name, "ok": not missing, "missing": missing, "extra": t.extra,
+                        "install": t.install_hint(), "note": note})
     accel: dict[str, Any] = {}
     try:
         import torch
@@ -87,19 +90,25 @@ def render(report: dict[str, Any]):
     for c in ("", "package", "version", "for", "install"):
         pk.add_column(c)
     for p in report["packages"]:
+        install = (f'pip install "edge-fgic[{p["extra"]}]"' if p["extra"]
+                   else "reinstall edge-fgic (pip install edge-fgic)")
         pk.add_row("[green]✓[/]" if p["ok"] else "[red]✗[/]", p["name"], p["version"], p["for"],
-                   "" if p["ok"] else escape(f'pip install "edge-fgic[{p["extra"]}]"' if p["extra"] != "core" else "pip install edge-fgic"))
+                   "" if p["ok"] else escape(install))
     tg = Table(box=box.SIMPLE_HEAD, title="export targets", title_justify="left")
     for c in ("", "target", "note"):
         tg.add_column(c)
     for t in report["targets"]:
-        note = t["note"] or ("" if t["ok"] else f'needs {", ".join(t["missing"])}: pip install "edge-fgic[{t["extra"]}]"')
+        needs = f'needs {", ".join(t["missing"])}: {t["install"]}'
+        note = t["note"] or ("" if t["ok"] else needs)
         tg.add_row("[green]✓[/]" if t["ok"] else "[red]✗[/]", t["name"], escape(note))
     a, cpu = report["accelerators"], report["cpu"]
+    isa = ", ".join(cpu.get("isa", [])) or "no ISA flags read"
+    jetson = ("tegrastats at " + a["tegrastats"] if a["tegrastats"]
+              else "no tegrastats (not a Jetson): --target jetson unavailable")
     lines = [
-        f"CPU       {cpu.get('model')} ({cpu.get('logical_cores')} logical cores; {', '.join(cpu.get('isa', [])) or 'no ISA flags read'})",
+        f"CPU       {cpu.get('model')} ({cpu.get('logical_cores')} logical cores; {isa})",
         f"CUDA      {a['cuda'] or 'no GPU visible to torch'}",
-        f"Jetson    {'tegrastats at ' + a['tegrastats'] if a['tegrastats'] else 'no tegrastats (not a Jetson): --target jetson unavailable'}",
+        f"Jetson    {jetson}",
         f"trtexec   {a['trtexec'] or 'not on PATH (JetPack: /usr/src/tensorrt/bin)'}",
         f"C++       {a['g++'] or 'no C++ compiler: NNCF cannot build its CPU extension (apt install g++)'}",
         f"camera    {_camera_line(report['camera'])}",

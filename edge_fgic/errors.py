@@ -30,3 +30,13 @@ def debug_enabled() -> bool:
     """``--debug`` / ``EDGE_FGIC_DEBUG=1``: show tracebacks of unexpected errors instead of one line."""
     import os
     return os.environ.get("EDGE_FGIC_DEBUG", "") not in ("", "0")
+
+
+def exc_line(exc: BaseException | str, limit: int = 200, *, last: bool = False, default: str = "") -> str:
+    """One line of an exception's text for a one-line message: the first (or, for tracebacks and
+    native logs whose cause comes last, the last) non-empty line, at most ``limit`` characters;
+    the exception's type name (or ``default``) when it has no text."""
+    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return default or (type(exc).__name__ if isinstance(exc, BaseException) else "")
+    return (lines[-1] if last else lines[0]).strip()[:limit]

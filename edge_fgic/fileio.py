@@ -140,7 +140,8 @@ def out_lock(folder: str | os.PathLike, command: str) -> Iterator[Path]:
     except OSError as exc:
         if created:
             _rmdir_if_empty(folder)
-        raise UserError(f"{folder}: cannot write there ({exc.strerror}); check its permissions or choose another --out") from None
+        raise UserError(f"{folder}: cannot write there ({exc.strerror}); "
+                        "check its permissions or choose another --out") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -5,7 +5,8 @@
 * :func:`crash_point` is a hook **for tests only**: ``EDGE_FGIC_TEST_CRASH=<point>[:segv|abort|exit]``
   (comma-separated for several points) makes the process die in native code at that point — a real
   ``SIGSEGV`` inside a C call, ``abort()`` or ``_exit(3)`` — after printing a line as native code would.
-  Points: ``openvino-convert``, ``openvino-compile``, ``nncf-extension``, ``tensorrt-build``. Nothing reads it otherwise.
+  Points: ``openvino-convert``, ``openvino-compile``, ``nncf-extension``, ``tensorrt-build``. Nothing reads it
+  otherwise.
 """
 
 from __future__ import annotations

@@ -75,7 +75,8 @@ def load_pipeline(path: str | None) -> dict[str, Any]:
         raise UserError(f"{p}: unknown section(s) {', '.join(sorted(unknown))}; allowed: {', '.join(STAGES)}")
     d.pop("description", None)
     sections = {s: dict(d.get(s) or {}) for s in STAGES}
-    for sec in sections.values():  # recipe paths are written from the repo root (train/...): also find them from elsewhere
+    # recipe paths are written from the repo root (train/...): also find them from elsewhere
+    for sec in sections.values():
         r = sec.get("recipe")
         if r and not Path(r).is_absolute() and not Path(r).is_file():
             found = next((c for c in (p.parent / r, p.parent.parent / r) if c.is_file()), None)
@@ -120,8 +121,10 @@ def _teacher_recipe(sections: dict[str, Any], cfg: PipelineConfig) -> dict[str, 
 
 
 def run_pipeline(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the stages ``from_stage..until``; returns per-stage records and the bench report.
-    One pipeline per --out at a time (the stages lock their own folders too)."""
+    """Run (or resume) the stages ``from_stage..until``. One pipeline per --out at a time (the stages lock
+    their own folders too). Returns ``out``; ``stages``, the per-stage records; ``bench``, the whole bench
+    report when the bench stage is in the range (read back from its bench.json when it was up to date);
+    ``failed_exports``; and ``passed``: the bench gate passed (or did not run) and no export failed."""
     from .fileio import out_lock
     with out_lock(cfg.out, "pipeline"):
         return _run_pipeline(cfg, progress=progress)
@@ -137,6 +140,7 @@ def _run_pipeline(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, An
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     records: dict[str, Any] = {}
+    bench_report: dict[str, Any] | None = None
     changed = False  # once a stage reran, everything after it reruns too (its inputs changed)
     for i, stage in enumerate(STAGES):
         if i < lo:
@@ -163,11 +167,17 @@ def _run_pipeline(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, An
         console.rule(f"[bold]{stage}")
         t0 = time.perf_counter()
         info = _RUNNERS[stage](sections, cfg, out, progress)
-        rec = {"stage": stage, "status": "done", "key": _digest(key), "inputs": key, "seconds": round(time.perf_counter() - t0, 1),
-               **info}
+        if stage == "bench":
+            bench_report = info.pop("bench")  # for the caller; the record keeps the report's paths
+        rec = {"stage": stage, "status": "done", "key": _digest(key), "inputs": key,
+               "seconds": round(time.perf_counter() - t0, 1), **info}
         write_json(_record_path(out, stage), rec)
         records[stage] = rec
-    return {"out": str(out), "stages": records}
+    if "bench" in records and bench_report is None:  # up to date: its report is the one it wrote then
+        bench_report = json.loads(Path(records["bench"]["report"]["bench.json"]).read_text())
+    failed = (records.get("export") or {}).get("failed") or []
+    passed = (bench_report is None or bool(bench_report["passed"])) and not failed
+    return {"out": str(out), "stages": records, "bench": bench_report, "failed_exports": failed, "passed": passed}
 
 
 def _stage_key(stage: str, sections: dict[str, Any], cfg: PipelineConfig, out: Path) -> dict[str, Any]:
@@ -280,7 +290,7 @@ def _bench(sections, cfg: PipelineConfig, out: Path, progress: bool) -> dict[str
             raise UserError(f"pipeline bench: unknown option {k!r}; see `edge-fgic bench --help`")
         setattr(bcfg, k, v)
     report = run_bench(bcfg, progress=progress)
-    return {"report": report["files"], "passed": report["passed"]}
+    return {"report": report["files"], "passed": report["passed"], "bench": report}
 
 
 def _metrics(best: Path) -> dict[str, Any]:
@@ -290,3 +300,21 @@ def _metrics(best: Path) -> dict[str, Any]:
 
 
 _RUNNERS = {"teacher": _teacher, "student": _student, "qat": _qat, "export": _export, "bench": _bench}
+
+
+def print_pipeline(res: dict[str, Any]) -> None:
+    """What ``edge-fgic pipeline`` prints at the end: seconds and result per stage, the bench table and the
+    report's path, and every export that failed."""
+    from rich.text import Text
+
+    from .bench.report import terminal_table
+    console.print(Text("stage     seconds  result", style="bold"))
+    for name, rec in res["stages"].items():
+        what = (rec.get("checkpoint") or (rec.get("report") or {}).get("bench.md")
+                or f"{len(rec.get('artifacts', []))} artifacts")
+        console.print(Text(f"{name:<9} {rec.get('seconds', 0):>7.1f}  {what}"), soft_wrap=True)
+    if res["bench"] is not None:
+        console.print(terminal_table(res["bench"], console.width))
+        console.print(Text.assemble(("report  ", "bold"), res["stages"]["bench"]["report"]["bench.md"]), soft_wrap=True)
+    for r in res["failed_exports"]:
+        console.print(Text(f"✗ export {r['target']} {r['precision']}: {r['message']}", style="red"), soft_wrap=True)

@@ -41,18 +41,18 @@ class Classifier:
         if not self.path.exists():
             raise UserError(f"{self.path}: no such model file; pass an exported artifact or a best.pt checkpoint")
         self.runner = open_runner(self.path, threads=threads, device=device)
-        m = self.runner.manifest or {}
-        if not m.get("classes") or not m.get("input"):
+        m = self.runner.manifest
+        if m is None:
             raise UserError(f"{self.path}: carries no edge-fgic manifest (class names, preprocessing); "
                             f"re-export it with `edge-fgic export`")
         self.manifest = m
-        self.classes: list[str] = list(m["classes"])
-        self.preprocess = PreprocessConfig.from_dict({**m["input"], "layout": "NCHW"})
+        self.classes: list[str] = list(m.classes)
+        self.preprocess = PreprocessConfig(**m.input.preprocess())
         self._transform = eval_transform(self.preprocess)
-        art = m.get("artifact") or {}
-        self.precision = art.get("precision", "?")
+        self.precision = m.precision
         # what the runtime reports it runs (precision, threads, XNNPACK delegation), never its default
-        self.describe = f"{self.path.name} ({self.runner.describe()}, {self.precision}; ran {self.runner.execution_label()})"
+        self.describe = (f"{self.path.name} ({self.runner.describe()}, {self.precision}; "
+                         f"ran {self.runner.execution_label()})")
 
     def to_input(self, images: Sequence[Image.Image]) -> np.ndarray:
         return np.stack([self._transform(im).numpy() for im in images]).astype(np.float32)
@@ -79,7 +79,8 @@ def find_images(sources: Sequence[str], recursive: bool = True) -> list[Path]:
         if p.is_dir():
             found = list_images(p, recursive)  # hidden files and folders (AppleDouble ._x.jpg, .git) are not photos
             if not found:
-                raise UserError(f"{p}: no images in this folder (looked for {', '.join(('.jpg', '.png', '.webp', '...'))})")
+                raise UserError(f"{p}: no images in this folder "
+                                f"(looked for {', '.join(('.jpg', '.png', '.webp', '...'))})")
             out += found
         elif p.is_file():
             if not p.name.lower().endswith(IMAGE_EXTENSIONS):  # named explicitly: even a dot-file is meant
@@ -121,7 +122,8 @@ class PredictResult:
     ms_per_image: float = 0.0
 
 
-def _batches(paths: list[Path], size: int, skip_bad: bool, skipped: list[str]) -> Iterator[tuple[list[Path], list[Image.Image]]]:
+def _batches(paths: list[Path], size: int, skip_bad: bool,
+             skipped: list[str]) -> Iterator[tuple[list[Path], list[Image.Image]]]:
     batch_p: list[Path] = []
     batch_i: list[Image.Image] = []
     for p in paths:

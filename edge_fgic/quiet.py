@@ -26,3 +26,27 @@ def quiet_native_logs():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def quiet_nncf() -> None:
+    """Keep NNCF's progress bars; drop its INFO lines ("Compiling and loading torch extension ...")
+    and torch's "No CUDA runtime is found" warning on CPU-only machines, which users cannot act on.
+    Also the warnings the converters that trace NNCF models print (TorchScript, OpenVINO's torch
+    frontend, ai-edge-quantizer, JAX's fork notice): none is something a user can act on."""
+    import logging
+    import warnings
+
+    import torch
+    # NNCF compiles its C++ extension on first use and gives up after 60 s; on a busy 2-core machine the
+    # build alone took longer (seen in CI). A slow first build is not an error: allow 10 minutes.
+    os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "600")
+    logging.getLogger("nncf").setLevel(logging.WARNING)
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)  # torchao's Enum registration notice
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+    # OpenVINO's torch frontend
+    warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.trace.*")
+    # ai-edge-quantizer's calibration
+    warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+    warnings.filterwarnings("ignore", message=".*os.fork\\(\\) was called.*")  # after litert-torch imported JAX

@@ -35,6 +35,7 @@ def resolve_device(device: str = "auto") -> str:
     if name == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise UserError(f"--device {device}: Apple MPS is not available on this machine; use --device cpu (or auto)")
+            raise UserError(f"--device {device}: Apple MPS is not available on this machine; "
+                            "use --device cpu (or auto)")
         return "mps"
     raise UserError(f"--device {device}: unknown device; use {DEVICE_CHOICES}")

@@ -11,6 +11,22 @@ from PIL import Image
 
 TINY_MODEL = dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64))
 
+# Test tiers: `make test-fast` (pytest -m "not slow") is the inner loop; `make test` runs everything (CI).
+# A test that uses one of these fixtures is slow by nature (it trains, exports or compiles first) and is
+# marked here; a test that is slow on its own (a training loop, subprocesses) carries @pytest.mark.slow.
+SLOW_FIXTURES = {
+    "tiny_bnrelu_run", "ptq_signed", "ptq_unsigned",  # a trained checkpoint and its INT8s, and all exported from them
+    "done",       # test_pipeline.py: a whole tiny pipeline run
+    "demo_dir",   # test_readme.py: the demo's folder, made by the real pipeline
+    "jvm_build",  # test_android_demo.py: kotlinc compiles the Android demo's logic and its JVM tests
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 def one_error_line(result) -> str:
     """A CLI result that failed the way users must see it: exit 2, one line on stderr, no traceback."""
@@ -96,7 +112,9 @@ def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from edge_fgic.data.synthetic import SyntheticConfig, generate
 
     root = tmp_path_factory.mktemp("synth") / "fg"
-    return generate(root, SyntheticConfig(image_size=32, train_per_class=6, val_per_class=3, test_per_class=1), progress=False)
+    return generate(
+        root, SyntheticConfig(image_size=32, train_per_class=6, val_per_class=3, test_per_class=1), progress=False
+    )
 
 
 @pytest.fixture(scope="session")
@@ -108,8 +126,9 @@ def tiny_bnrelu_run(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) 
     from edge_fgic.training.trainer import train
 
     out = tmp_path_factory.mktemp("bnrelu") / "run"
-    cfg = TrainConfig.from_dict(dict(data=f"synthetic={tiny_synth}", model="convnext_atto", variant="bn-relu", model_kwargs=TINY_KW,
-                                     input_size=32, crop_pct=1.0, epochs=2, batch_size=8, workers=0, out=str(out), gradcam=0,
+    cfg = TrainConfig.from_dict(dict(data=f"synthetic={tiny_synth}", model="convnext_atto", variant="bn-relu",
+                                     model_kwargs=TINY_KW, input_size=32, crop_pct=1.0, epochs=2, batch_size=8,
+                                     workers=0, out=str(out), gradcam=0,
                                      auto_augment="none", mean=[0.5] * 3, std=[0.25] * 3, lr=3e-3))
     return train(cfg, progress=False, final_eval=False).best
 
@@ -118,7 +137,8 @@ def _ptq(tiny_bnrelu_run: Path, tmp_path_factory: pytest.TempPathFactory, signed
     from edge_fgic.quant.nncf_quant import QuantConfig, run_quantize
 
     out = tmp_path_factory.mktemp("ptq") / ("signed" if signed else "unsigned")
-    run_quantize(QuantConfig(model=str(tiny_bnrelu_run), mode="ptq", out=str(out), calib_size=20, signed_activations=signed), progress=False)
+    run_quantize(QuantConfig(model=str(tiny_bnrelu_run), mode="ptq", out=str(out), calib_size=20,
+                             signed_activations=signed), progress=False)
     return out
 
 

@@ -2,7 +2,7 @@
 checked against fixtures that the project's own Python code makes.
 
 * models: tiny runnable .tflite files (one MEAN op, built with the TFLite schema's object API: milliseconds,
-  where litert-torch takes seconds) carrying a manifest from ``build_manifest`` embedded by the exporter's own
+  where litert-torch takes seconds) carrying a manifest from ``Manifest.from_checkpoint`` embedded by the exporter's own
   ``embed_tflite``; float32, int8 and uint8 I/O; plus a manifest moved to a file offset, a model without a
   manifest, a non-model, and any real ``runs/*/export/*.tflite`` lying around.
 * preprocess: synthetic camera frames (odd sizes, rotations, saturated blocks) fed through ``predict.Classifier``
@@ -98,38 +98,41 @@ def _tiny_tflite(size: int, io, nchw: bool = False) -> bytes:
 
 def _export_like(raw: bytes, path: Path, pre, precision: str, *, classes=CLASSES, tweak=None,
                  unchecked: bool = False) -> dict:
-    """What ``edge-fgic export --target tflite`` does after conversion: build_manifest + embed_tflite.
+    """What ``edge-fgic export --target tflite`` does after conversion: Manifest.from_checkpoint + embed_tflite.
 
     Hostile files: ``tweak`` edits the manifest before it is embedded; ``unchecked`` bypasses the embedder's own
     I/O check (class count, input size and layout vs the tensors), as a tool that rewrote a model and kept
     another export's manifest would."""
-    from edge_fgic.export.manifest import build_manifest
-    from edge_fgic.export.tflite_export import _io_quantization, embed_tflite
+    from edge_fgic.manifest import Manifest, Quantization
+    from edge_fgic.export.tflite_export import _io_quantization
+    from edge_fgic.manifest.tflite import embed as embed_tflite
 
     io = _io_quantization(raw)
     quantized = io["input"]["dtype"] != "float32"
     ckpt = SimpleNamespace(preprocess=pre, metrics={}, model=SimpleNamespace(name="tiny_fgic"), train_config={},
                            classes=list(classes), path="tiny/best.pt", sha256="0" * 64)
-    manifest = build_manifest(ckpt, target="tflite", precision=precision, file=path.name, layout="NHWC",
-                              input_dtype=io["input"]["dtype"],
-                              quantization={"scheme": "test", "io": io} if quantized else None)
+    typed = Manifest.from_checkpoint(ckpt, target="tflite", precision=precision, file=path.name, layout="NHWC",
+                                     input_dtype=io["input"]["dtype"],
+                                     quantization=Quantization(scheme="test", io=io) if quantized else None)
+    manifest = typed.to_dict()
     if tweak is not None:
         tweak(manifest)
+        typed = Manifest.from_dict(manifest, "tweaked manifest")
     path.write_bytes(raw)
     if unchecked:
         def input_type(m, *_):
             sg = m.subgraphs[0]
             return sg.tensors[sg.inputs[0]].type
-        with mock.patch("edge_fgic.export.tflite_metadata._check_io", input_type):
-            embed_tflite(path, manifest)
+        with mock.patch("edge_fgic.manifest.tflite_writer._check_io", input_type):
+            embed_tflite(path, typed)
     else:
-        embed_tflite(path, manifest)
+        embed_tflite(path, typed)
     return manifest
 
 
 def _write_sidecar(path: Path, manifest: dict) -> Path:
     """The exporter's sidecar (edge_fgic/export/exporter.py ``_export_one``): the manifest + files.sha256/size_bytes."""
-    from edge_fgic.export.manifest import dumps, sidecar_path
+    from edge_fgic.manifest import dumps, sidecar_path
     from edge_fgic.fileio import sha256_file
 
     side = {"sha256": {path.name: sha256_file(path)}, "size_bytes": path.stat().st_size}
@@ -422,19 +425,22 @@ def _artifact_cases(root: Path, real: list[tuple[str, bytes, str]]) -> int:
     fp32, fp32_side, mf = export("student-fp32", raw=_tiny_tflite(f_size, None), p=pre_fp32, precision="fp32")
     case("renamed-fp32", fp32, fp32_side, _accepted("model.tflite.json", mf), "accepted")
     case("sidecar-of-another-export", student, fp32_side,
-         _refused("model.tflite", "its bytes differ from model.tflite.json", "recorded at export for student-fp32.tflite",
+         _refused("model.tflite", "its bytes differ from model.tflite.json",
+                  "recorded at export for student-fp32.tflite",
                   "copy the sidecar that belongs to this file"), "refused")
 
     # the sidecar hashes these very bytes, but the manifest inside is another export's
     reversed_, _, _ = export("reversed", classes=CLASSES[::-1])
     case("other-export-classes", reversed_, sidecar_for(reversed_, m),
          _refused("model.tflite", "model.tflite.json and the manifest inside the model disagree on classes",
-                  f'entry 0: sidecar "{CLASSES[0]}", inside "{CLASSES[-1]}"', "copy the sidecar that belongs to this file"),
+                  f'entry 0: sidecar "{CLASSES[0]}", inside "{CLASSES[-1]}"',
+                  "copy the sidecar that belongs to this file"),
          "refused")
     shifted = PreprocessConfig(input_size=size, mean=(0.4, 0.5, 0.5), std=std, interpolation=interp, crop_pct=crop_pct)
     other_mean, _, _ = export("other-mean", p=shifted)
     case("other-export-input", other_mean, sidecar_for(other_mean, m),
-         _refused("model.tflite", "disagree on input", "mean: sidecar [0.5, 0.5, 0.5], inside [0.4, 0.5, 0.5]"), "refused")
+         _refused("model.tflite", "disagree on input", "mean: sidecar [0.5, 0.5, 0.5], inside [0.4, 0.5, 0.5]"),
+         "refused")
 
     # manifests (sidecar and embedded agreeing) that do not fit the model's own tensors
     fit = "model.tflite.json does not fit the model's own tensors"
@@ -452,7 +458,8 @@ def _artifact_cases(root: Path, real: list[tuple[str, bytes, str]]) -> int:
          "refused")
     nchw, nchw_side, _ = export("nchw", raw=_tiny_tflite(size, io, nchw=True), unchecked=True)
     case("nchw", nchw, nchw_side,
-         _refused("model.tflite", fit, "the manifest says input NHWC [1, 16, 16, 3], the model takes NCHW [1, 3, 16, 16]"),
+         _refused("model.tflite", fit,
+                  "the manifest says input NHWC [1, 16, 16, 3], the model takes NCHW [1, 3, 16, 16]"),
          "refused")
 
     def zp(man):
@@ -463,12 +470,14 @@ def _artifact_cases(root: Path, real: list[tuple[str, bytes, str]]) -> int:
         man["input"]["dtype"] = man["output"]["dtype"] = "float32"
 
     zp_path, zp_side, _ = export("zero-point", tweak=zp)
-    case("zero-point", zp_path, zp_side, _refused("model.tflite", fit, "the manifest says input scale/zero-point (", ", 13)"),
+    case("zero-point", zp_path, zp_side,
+         _refused("model.tflite", fit, "the manifest says input scale/zero-point (", ", 13)"),
          "accepted")  # Python quantizes with the interpreter's own scale/zero-point
     fl_path, fl_side, _ = export("dtype", tweak=as_float)
     case("dtype", fl_path, fl_side,
          _refused("model.tflite", fit, "the manifest says input dtype float32, the model's is int8",
-                  "the manifest says output dtype float32, the model's is int8"), "accepted")  # Python: the interpreter's
+                  "the manifest says output dtype float32, the model's is int8"),
+         "accepted")  # Python: the interpreter's
 
     # broken sidecars
     text = student_side.read_text(encoding="utf-8")

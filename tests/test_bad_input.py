@@ -27,10 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
-def assert_one_line_error(result, *must_name: object) -> str:
-    """Exit != 0, exactly one stderr line that names ``must_name``, no traceback anywhere."""
+def assert_one_line_error(result, *must_name: object, exit_code: int = 2) -> str:
+    """Exit ``exit_code`` (2: the user's input; 1: the disk refused a write; never 3, a bug shown as one line),
+    exactly one stderr line that names ``must_name``, no traceback anywhere."""
     assert result.exception is None or isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}"
-    assert result.exit_code != 0
+    assert result.exit_code == exit_code, (result.exit_code, result.stderr)
     assert "Traceback" not in result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
@@ -43,7 +44,8 @@ def start_subprocess(*args: str, cwd: Path) -> subprocess.Popen:
     """``python -m edge_fgic ARGS`` (the real entry point), started without waiting."""
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), "NO_COLOR": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "edge_fgic", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "edge_fgic", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -68,7 +70,8 @@ def test_folder_without_split_folders(tmp_path):
 def test_split_without_class_folders(tmp_path):
     (tmp_path / "d" / "train").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(tmp_path / "d" / "train" / "img.jpg")
-    assert_one_line_error(runner.invoke(app, ["datasets", str(tmp_path / "d")]), tmp_path / "d" / "train", "no class folders")
+    assert_one_line_error(runner.invoke(app, ["datasets", str(tmp_path / "d")]), tmp_path / "d" / "train",
+                          "no class folders")
 
 
 def test_empty_class_folder(imagefolder):
@@ -82,7 +85,8 @@ def test_unknown_dataset_kind(tmp_path, tiny_checkpoint):
     line = assert_one_line_error(runner.invoke(app, ["datasets", f"inaturalist={tmp_path}"]), "inaturalist")
     assert "known kinds" in line and "imagefolder" in line
     ckpt = tiny_checkpoint()
-    assert_one_line_error(runner.invoke(app, ["eval", "-m", str(ckpt), "--data", f"inaturalist={tmp_path}"]), "inaturalist")
+    assert_one_line_error(runner.invoke(app, ["eval", "-m", str(ckpt), "--data", f"inaturalist={tmp_path}"]),
+                          "inaturalist")
 
 
 # ---------------------------------------------------------------- undecodable images
@@ -122,7 +126,8 @@ def test_corrupt_and_truncated_images(imagefolder, tiny_checkpoint):
 def test_val_classes_differ_from_checkpoint(imagefolder, tiny_checkpoint):
     root = imagefolder(classes=("ant", "bee", "wasp"))
     ckpt = tiny_checkpoint(classes=("ant", "bee", "cat"))
-    line = assert_one_line_error(runner.invoke(app, ["eval", "-m", str(ckpt), "--data", str(root)]), root, "'cat'", "'wasp'")
+    line = assert_one_line_error(runner.invoke(app, ["eval", "-m", str(ckpt), "--data", str(root)]), root,
+                                 "'cat'", "'wasp'")
     assert "differ" in line
 
     root4 = imagefolder(name="four", classes=("ant", "bee", "cat", "dog"))  # superset: different count too
@@ -161,7 +166,8 @@ def _text_file(path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "make", [_random_bytes, _plain_state_dict, _arbitrary_pickle, _arbitrary_torch_save, _text_file], ids=lambda f: f.__name__[1:]
+    "make", [_random_bytes, _plain_state_dict, _arbitrary_pickle, _arbitrary_torch_save, _text_file],
+    ids=lambda f: f.__name__[1:],
 )
 def test_non_checkpoint_model_file(tmp_path, imagefolder, make):
     root = imagefolder()
@@ -172,6 +178,7 @@ def test_non_checkpoint_model_file(tmp_path, imagefolder, make):
         assert "plain state_dict" in line
 
 
+@pytest.mark.slow  # fresh interpreters importing torch
 def test_errors_through_python_m(tmp_path, imagefolder):
     """Two errors through `python -m edge_fgic` (run side by side): one plain stderr line, exit 2."""
     root = imagefolder()
@@ -184,13 +191,16 @@ def test_errors_through_python_m(tmp_path, imagefolder):
         assert "Traceback" not in err
         assert len(err.splitlines()) == 1, err
 
-    assert results[0][2].splitlines() == ["error: missing_dir: dataset path does not exist; check --data (expected imagefolder=PATH)"]
+    assert results[0][2].splitlines() == [
+        "error: missing_dir: dataset path does not exist; check --data (expected imagefolder=PATH)"
+    ]
     line = results[1][2].strip()
     assert line.startswith("error: random.pt: ") and "checkpoint" in line
 
 
 def test_missing_checkpoint(tmp_path, imagefolder):
-    assert_one_line_error(runner.invoke(app, ["eval", "-m", str(tmp_path / "nope.pt"), "--data", str(imagefolder())]), "nope.pt")
+    assert_one_line_error(runner.invoke(app, ["eval", "-m", str(tmp_path / "nope.pt"), "--data", str(imagefolder())]),
+                          "nope.pt")
 
 
 def test_checkpoint_weights_do_not_match_model(imagefolder, tiny_checkpoint):

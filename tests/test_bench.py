@@ -47,7 +47,8 @@ def test_report_has_every_artifact_with_statistics_against_the_reference(bench_r
     rows = {row["name"]: row for row in report["rows"]}
     ref = rows["reference: run/best.pt"]
     # the reference against itself: zero drop, a bootstrap CI that is exactly [0, 0], full agreement
-    assert ref["drop"] == 0 and ref["drop_ci"] == [0, 0] and ref["agreement"] == 100.0 and ref["mcnemar"]["p_value"] == 1.0
+    assert (ref["drop"] == 0 and ref["drop_ci"] == [0, 0] and ref["agreement"] == 100.0
+            and ref["mcnemar"]["p_value"] == 1.0)
     for name in ["m-fp32.onnx", "m-fp32.tflite", "m-int8.xml"]:
         row = rows[name]
         assert row["status"] == "ok", row
@@ -64,7 +65,8 @@ def test_a_broken_artifact_is_reported_and_does_not_stop_the_others(bench_run):
     report = json.loads((out / "bench.json").read_text())
     broken = [row for row in report["rows"] if row["name"] == "corrupt.onnx"][0]
     # its sidecar (copied from a good export) records other bytes: refused before onnxruntime parses it
-    assert broken["status"] == "failed" and "bytes differ from its manifest" in broken["reason"] and not broken["passed"]
+    assert (broken["status"] == "failed" and "bytes differ from its manifest" in broken["reason"]
+            and not broken["passed"])
     assert r.exit_code == 1, r.output  # one failed artifact fails the run (CI/CD guard)
     assert "corrupt.onnx" in r.output and "Traceback" not in r.output
 
@@ -85,7 +87,8 @@ def test_gate_flips_the_exit_code(exports, tmp_path):
     assert runner.invoke(app, [*args, "--rounds", "2"]).exit_code == 0
     assert "**Verdict: pass.** All 1 exported artifacts ran" in (tmp_path / "a" / "bench.md").read_text()
     rows = json.loads((tmp_path / "a" / "bench.json").read_text())["rows"]
-    assert all(r["rounds"] == 2 and r["latency_ms"]["runs"] == len(r["latency_samples_ms"]) >= 20 for r in rows)  # pooled
+    # pooled
+    assert all(r["rounds"] == 2 and r["latency_ms"]["runs"] == len(r["latency_samples_ms"]) >= 20 for r in rows)
     # a negative allowance: even a zero drop breaks it
     r = runner.invoke(app, [*args[:-2], "--max-drop", "-1", "--out", str(tmp_path / "b")])
     md = (tmp_path / "b" / "bench.md").read_text()
@@ -94,7 +97,8 @@ def test_gate_flips_the_exit_code(exports, tmp_path):
 
 def test_bad_input_is_one_line(exports, tmp_path, tiny_synth, imagefolder):
     for args, needle in [([str(tmp_path / "nothing")], "no such artifact"),
-                         ([str(exports / "m-fp32.onnx"), "--data", str(imagefolder("other", classes=["x", "y"]))], "classes differ")]:
+                         ([str(exports / "m-fp32.onnx"), "--data", str(imagefolder("other", classes=["x", "y"]))],
+                          "classes differ")]:
         r = runner.invoke(app, ["bench", *args, "--out", str(tmp_path / "o")])
         lines = [ln for ln in r.output.splitlines() if ln.strip()]
         assert r.exit_code == 2 and lines[-1].startswith("error:") and needle in lines[-1], r.output
@@ -109,7 +113,8 @@ def test_artifact_without_manifest_or_with_other_classes_fails_alone(exports, tm
     side = json.loads((exports / "m-fp32.onnx.json").read_text())
     side["classes"] = side["classes"][::-1]
     (tmp_path / "other.onnx.json").write_text(json.dumps(side))
-    r = runner.invoke(app, ["bench", str(plain), str(other), str(exports / "m-fp32.onnx"), "--reference", str(tiny_bnrelu_run),
+    r = runner.invoke(app, ["bench", str(plain), str(other), str(exports / "m-fp32.onnx"),
+                            "--reference", str(tiny_bnrelu_run),
                             "--runs", "10", "--out", str(tmp_path / "r")])
     rows = {row["name"]: row for row in json.loads((tmp_path / "r" / "bench.json").read_text())["rows"]}
     assert "no manifest" in rows["plain.onnx"]["reason"] and "classes differ" in rows["other.onnx"]["reason"]
@@ -124,7 +129,8 @@ def test_roofline_puts_each_artifact_against_the_measured_gemm_peak(bench_run):
     rows = {row["name"]: row for row in report["rows"]}
     onnx, xml = rows["m-fp32.onnx"]["roofline"], rows["m-int8.xml"]["roofline"]
     assert onnx["macs"] == xml["macs"] > 0  # the same model, counted from the source checkpoints
-    assert onnx["peak_macs_per_s"] == peaks["fp32"]["macs_per_s"] and xml["peak_macs_per_s"] == peaks["int8"]["macs_per_s"]
+    assert (onnx["peak_macs_per_s"] == peaks["fp32"]["macs_per_s"]
+            and xml["peak_macs_per_s"] == peaks["int8"]["macs_per_s"])
     assert "GEMM peaks measured in this run" in (out / "bench.md").read_text()
     cpu = report["machine"]["cpu"]
     assert cpu["logical_cores"] >= 1 and isinstance(cpu["isa"], list)
@@ -167,8 +173,10 @@ def test_an_artifact_without_manifest_runs_with_explicit_preprocessing(exports, 
     side = json.loads((exports / "m-fp32.onnx.json").read_text())
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(side["classes"]) + "\n")
-    r = runner.invoke(app, ["bench", str(bare), "--reference", str(tiny_bnrelu_run), "--runs", "10", "--input-size", "32",
-                            "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25", "--labels", str(labels), "--out", str(tmp_path / "r")])
+    r = runner.invoke(app, ["bench", str(bare), "--reference", str(tiny_bnrelu_run), "--runs", "10",
+                            "--input-size", "32",
+                            "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25", "--labels", str(labels),
+                            "--out", str(tmp_path / "r")])
     rows = {row["name"]: row for row in json.loads((tmp_path / "r" / "bench.json").read_text())["rows"]}
     assert r.exit_code == 0, r.output
     assert rows["bare.onnx"]["status"] == "ok" and rows["bare.onnx"]["agreement"] == 100.0

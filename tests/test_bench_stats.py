@@ -72,7 +72,8 @@ def test_accuracy_metrics_nan_row_is_wrong_not_a_crash() -> None:
     logits = np.array([[np.nan, 1.0, 0.0], [0.0, 1.0, 0.0]])
     m = accuracy_metrics(logits, np.array([0, 1]))  # NaN ranks last: row 0 predicts 1
     assert m["top1"] == pytest.approx(50.0)
-    assert accuracy_metrics(np.zeros((0, 3)), np.array([], dtype=int)) == {"top1": 0.0, "top5": 0.0, "macro_f1": 0.0, "n": 0}
+    assert accuracy_metrics(np.zeros((0, 3)), np.array([], dtype=int)) == {"top1": 0.0, "top5": 0.0, "macro_f1": 0.0,
+                                                                           "n": 0}
 
 
 # ------------------------------------------------------------------ bootstrap

@@ -17,7 +17,8 @@ runner = CliRunner()
 
 
 def _ok(result):
-    assert result.exit_code == 0, f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}\n{result.exception!r}"
+    assert result.exit_code == 0, (f"exit {result.exit_code}\nstdout:\n{result.stdout}"
+                                   f"\nstderr:\n{result.stderr}\n{result.exception!r}")
     return result
 
 
@@ -74,7 +75,8 @@ def test_eval_writes_report(imagefolder, tiny_checkpoint):
     ckpt = tiny_checkpoint(train_config={"data": f"imagefolder={root}"})
 
     # --data defaults to the dataset recorded in the checkpoint; --out to <ckpt dir>/eval-<split>
-    out = _ok(runner.invoke(app, ["eval", "--model", str(ckpt), "--gradcam", "2", "--batch-size", "4", "--device", "cpu"])).stdout
+    out = _ok(runner.invoke(app, ["eval", "--model", str(ckpt), "--gradcam", "2", "--batch-size", "4",
+                                  "--device", "cpu"])).stdout
     report = ckpt.parent / "eval-val"
     for name in ("metrics.json", "per_class.csv", "confused_pairs.csv", "confusion_matrix.png", "gradcam.png"):
         assert (report / name).is_file(), name
@@ -85,7 +87,8 @@ def test_eval_writes_report(imagefolder, tiny_checkpoint):
 
     # explicit --data / --split / --out
     dest = root.parent / "elsewhere"
-    _ok(runner.invoke(app, ["eval", "-m", str(ckpt), "--data", str(root), "--split", "train", "--out", str(dest), "--gradcam", "0"]))
+    _ok(runner.invoke(app, ["eval", "-m", str(ckpt), "--data", str(root), "--split", "train", "--out", str(dest),
+                            "--gradcam", "0"]))
     metrics = json.loads((dest / "metrics.json").read_text())
     assert metrics["split"] == "train" and metrics["n"] == 12
     assert not (dest / "gradcam.png").exists()
@@ -115,7 +118,8 @@ def test_help(args):
         for opt in ("--mode", "--calib-size", "--signed", "--epochs", "--distill", "--resume"):
             assert opt in out
     if args == ["eval"]:
-        for opt in ("--model", "--data", "--split", "--out", "--batch-size", "--device", "--gradcam", "--skip-bad-images"):
+        for opt in ("--model", "--data", "--split", "--out", "--batch-size", "--device", "--gradcam",
+                    "--skip-bad-images"):
             assert opt in out
 
 

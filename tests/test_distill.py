@@ -38,6 +38,7 @@ def test_kd_loss_zero_for_identical_logits_and_positive_otherwise():
     assert feature_loss(f, f * 3 + 1).item() == pytest.approx(0.0, abs=1e-5)  # scale-free
 
 
+@pytest.mark.slow  # 2 models, 60 optimizer steps
 def test_distillation_loss_decreases_on_a_fixed_batch():
     torch.manual_seed(0)
     teacher = create_model("convnext_atto", 5, **variant_kwargs("bn-relu", TINY)).eval()
@@ -83,8 +84,8 @@ def test_student_variants_build_run_and_fold_exactly(variant):
 
 def test_distill_cli_writes_a_student_that_records_its_teacher(teacher, tmp_path):
     out = tmp_path / "student"
-    r = runner.invoke(app, ["distill", "--teacher", str(teacher), "--variant", "stock", "--epochs", "1", "--out", str(out),
-                            "--feature-kd", "0.5", "--no-eval"])
+    r = runner.invoke(app, ["distill", "--teacher", str(teacher), "--variant", "stock", "--epochs", "1",
+                            "--out", str(out), "--feature-kd", "0.5", "--no-eval"])
     assert r.exit_code == 0, r.output
     ck = load_checkpoint(out / "best.pt")
     tck = load_checkpoint(teacher)
@@ -94,15 +95,16 @@ def test_distill_cli_writes_a_student_that_records_its_teacher(teacher, tmp_path
     assert ck.classes == tck.classes and ck.preprocess == tck.preprocess  # the teacher's data and preprocessing
     assert load_checkpoint(out / "last.pt").extra["hooks"]["projector"]  # the feature projector resumes too
     # resume of a finished run trains nothing more and keeps the checkpoint
-    r = runner.invoke(app, ["distill", "--teacher", str(teacher), "--variant", "stock", "--epochs", "1", "--out", str(out),
-                            "--feature-kd", "0.5", "--no-eval", "--resume"])
+    r = runner.invoke(app, ["distill", "--teacher", str(teacher), "--variant", "stock", "--epochs", "1",
+                            "--out", str(out), "--feature-kd", "0.5", "--no-eval", "--resume"])
     assert r.exit_code == 0 and "nothing to train" in r.output
 
 
 def test_distill_refuses_a_teacher_with_other_classes(teacher, tmp_path, imagefolder):
     data = imagefolder(classes=("ant", "bee"), splits={"train": 2, "val": 1})
     out = tmp_path / "student"
-    r = runner.invoke(app, ["distill", "--teacher", str(teacher), "--data", str(data), "--epochs", "1", "--out", str(out)])
+    r = runner.invoke(app, ["distill", "--teacher", str(teacher), "--data", str(data), "--epochs", "1",
+                            "--out", str(out)])
     assert r.exit_code == 2
     errors = [line for line in r.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "classes that differ" in errors[0]
@@ -111,14 +113,16 @@ def test_distill_refuses_a_teacher_with_other_classes(teacher, tmp_path, imagefo
 
 def test_distill_refuses_a_student_as_its_own_teacher(teacher):
     before = teacher.read_bytes()
-    r = runner.invoke(app, ["distill", "--teacher", str(teacher), "--epochs", "1", "--out", str(teacher.parent), "--resume"])
+    r = runner.invoke(app, ["distill", "--teacher", str(teacher), "--epochs", "1", "--out", str(teacher.parent),
+                            "--resume"])
     assert r.exit_code == 2 and "own teacher" in r.output
     assert teacher.read_bytes() == before
 
 
 def test_distill_refuses_a_quantized_teacher_and_mismatched_normalisation(teacher, synth, tmp_path):
-    cfg = dict(data=f"synthetic={synth}", model="convnext_atto", model_kwargs=TINY, input_size=32, crop_pct=1.0, epochs=1,
-               batch_size=8, workers=0, out=str(tmp_path / "s"), teacher=str(teacher))  # default ImageNet mean/std
+    cfg = dict(data=f"synthetic={synth}", model="convnext_atto", model_kwargs=TINY, input_size=32, crop_pct=1.0,
+               epochs=1, batch_size=8, workers=0, out=str(tmp_path / "s"),
+               teacher=str(teacher))  # default ImageNet mean/std
     with pytest.raises(Exception, match="same normalised images"):
         train(TrainConfig.from_dict(cfg), progress=False)
     assert not (tmp_path / "s").exists()

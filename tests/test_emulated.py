@@ -5,8 +5,8 @@ this x86 host (:mod:`edge_fgic.bench.emulated`):
   x86, INT8 TFLite reported;
 - an AVX2-only x86 (qemu-x86_64 -cpu Haswell-v4 running this venv's python): FP32 ONNX / TFLite /
   OpenVINO IR and the INT8 ONNX agree 100 % within 1e-5 (relative; the INT8 one because NNCF's overflow
-  fix keeps weights to 7 bits, so MLAS's AVX2 int16 pair sums cannot saturate), and OpenVINO's FP32 IR compiles to AVX2 kernels, none
-  AVX-512, with no bf16 anywhere (the emulated CPU has none).
+  fix keeps weights to 7 bits, so MLAS's AVX2 int16 pair sums cannot saturate), and OpenVINO's FP32 IR compiles
+  to AVX2 kernels, none AVX-512, with no bf16 anywhere (the emulated CPU has none).
 
 Needs the cache that ``benchmarks/portability/arm64/setup.sh`` builds in ``.cache/arm64`` (qemu-user
 >= 8, an arm64 Debian root, aarch64 wheels: ~40 s cold as root, ~580 MB). Where it is absent the
@@ -84,7 +84,8 @@ def _export_each(out: Path, plan: list[tuple[Path, str, str]]) -> Path:
     """Export (model, target, precision) x plan into ``out`` as m-<precision>.<suffix>, each proved on 8 images."""
     from edge_fgic.export.exporter import ExportConfig, export
     for model, target, precision in plan:
-        kw = dict(check_images=8, min_agreement=0.0) if precision == "int8" else dict(check_images=8)
+        # INT8: at most 2 of the 8 images may flip (the tiny PTQ model's TFLite and ONNX measured 100 % here)
+        kw = dict(check_images=8, min_agreement=75.0) if precision == "int8" else dict(check_images=8)
         res = export(ExportConfig(model=str(model), target=target, precision=precision, out=str(out),
                                   name="m", **kw), progress=False)
         assert res[0].status == "ok", res
@@ -93,7 +94,8 @@ def _export_each(out: Path, plan: list[tuple[Path, str, str]]) -> Path:
 
 def test_artifacts_agree_with_x86_on_emulated_neoverse_n1(arm64_setup, artifacts, tiny_synth, record_property):
     report = emulated.run([str(artifacts)], data=f"synthetic={tiny_synth}", split="val", n=6, cpus=["neoverse-n1"],
-                          jobs=2, timeout_s=300, read_back=["litert"], progress=False)  # ORT's read-back imports onnx: 5 s emulated
+                          # ORT's read-back imports onnx: 5 s emulated
+                          jobs=2, timeout_s=300, read_back=["litert"], progress=False)
     arm = report["processes"]["neoverse-n1"]
     assert arm.get("machine") == "aarch64", arm
     # the runtime package is importable on the device side on its own: no torch, no converters
@@ -112,7 +114,8 @@ def test_artifacts_agree_with_x86_on_emulated_neoverse_n1(arm64_setup, artifacts
     assert i8["status"] == "ok", i8
     for name, r in rows.items():  # INT8 is reported, not gated (XNNPACK QS8 was bit-exact with x86 so far)
         record_property(name, f"agreement {r['agreement']:.1f} %, max |d| {r['max_abs_diff']:.2e}, "
-                              f"rel {r['max_rel_diff']:.2e}, bit-exact {r['bit_exact']}, ARM: {emulated._label(r['emulated'])}")
+                              f"rel {r['max_rel_diff']:.2e}, bit-exact {r['bit_exact']}, "
+                              f"ARM: {emulated._label(r['emulated'])}")
         print(f"arm64 neoverse-n1 {name}: agreement {r['agreement']:.1f} %, max |d| {r['max_abs_diff']:.2e}, "
               f"bit-exact {r['bit_exact']}, ARM read-back: {emulated._label(r['emulated'])}")
 
@@ -125,8 +128,10 @@ def x86_artifacts(tiny_bnrelu_run: Path, ptq_signed: Path, tmp_path_factory) -> 
                          (tiny_bnrelu_run, "openvino", "fp32"), (ptq_signed / "best.pt", "onnx", "int8")])
 
 
-def test_artifacts_agree_with_native_x86_on_emulated_avx2_only_haswell(x86_setup, x86_artifacts, tiny_synth, record_property):
-    """Same python, same wheels, CPUID without AVX-512: the runtimes' AVX2 kernels against the host's AVX-512/AMX ones."""
+def test_artifacts_agree_with_native_x86_on_emulated_avx2_only_haswell(x86_setup, x86_artifacts, tiny_synth,
+                                                                       record_property):
+    """Same python, same wheels, CPUID without AVX-512: the runtimes' AVX2 kernels against the host's
+    AVX-512/AMX ones."""
     report = emulated.run([str(x86_artifacts)], data=f"synthetic={tiny_synth}", split="val", n=6, cpus=[HASWELL],
                           jobs=2, timeout_s=300, read_back=["litert", "openvino"], progress=False)
     proc = report["processes"][HASWELL]
@@ -153,6 +158,7 @@ def test_artifacts_agree_with_native_x86_on_emulated_avx2_only_haswell(x86_setup
         record_property(name, line)
         print(f"{HASWELL} {name}: {line}")
     kernels = emulated.kernels(rows["m-fp32.xml"]["emulated"])
-    assert kernels and any("avx2" in k for k in kernels) and not any("avx512" in k or "amx" in k for k in kernels), kernels
+    assert (kernels and any("avx2" in k for k in kernels)
+            and not any("avx512" in k or "amx" in k for k in kernels)), kernels
     assert not any("bf16" in k for k in kernels), kernels
     print(f"{HASWELL} m-fp32.xml kernels: {kernels}; OpenVINO: {ov}")

@@ -19,11 +19,11 @@ from edge_fgic.training.evaluate import (
     classification_metrics,
     confused_pairs,
     evaluate,
-    metrics_table,
-    plot_confusion_matrix,
     predict_logits,
     select_gradcam_indices,
 )
+from edge_fgic.training.plots import plot_confusion_matrix
+from edge_fgic.training.render import metrics_table
 from edge_fgic.training.gradcam import grad_cam, save_gradcam_grid
 
 TINY = dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64))
@@ -83,7 +83,8 @@ def test_metrics_three_classes_by_hand():
     assert p2["rate"] == pytest.approx(100 / 6, abs=1e-3)
     assert p2["a_as_b_rate"] == pytest.approx(100 / 3, abs=1e-3)
 
-    expected_nll = torch.nn.functional.cross_entropy(torch.from_numpy(logits).double(), torch.from_numpy(targets)).item()
+    expected_nll = torch.nn.functional.cross_entropy(torch.from_numpy(logits).double(),
+                                                     torch.from_numpy(targets)).item()
     assert m["nll"] == pytest.approx(expected_nll, abs=1e-5)
     json.dumps(m)  # plain JSON types only
 

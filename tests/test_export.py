@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from edge_fgic.cli import app
 from edge_fgic.errors import UserError
 from edge_fgic.export.exporter import ExportConfig, export
-from edge_fgic.export.manifest import read_embedded, read_manifest, sidecar_path
+from edge_fgic.manifest import read_embedded, read_manifest, sidecar_path
 from edge_fgic.export.profiles import list_profiles, load_profile
-from edge_fgic.export.targets import TARGETS
+from edge_fgic.targets import TARGETS
 from edge_fgic.fileio import sha256_file
 from edge_fgic.runtime import open_runner
 from edge_fgic.runtime.tensorrt_runner import tensorrt_available
@@ -24,8 +24,9 @@ runner = CliRunner()
 
 
 def _one_line(result) -> str:
+    """A refusal as users must see it: exit 2 (not 3, a bug shown as one line), the last line says why."""
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert result.exit_code != 0 and lines and lines[-1].startswith("error:"), result.output
+    assert result.exit_code == 2 and lines and lines[-1].startswith("error:"), result.output
     assert "Traceback" not in result.output
     return lines[-1]
 
@@ -42,7 +43,7 @@ def _assert_artifact(path: Path, target: str, precision: str, classes_n: int) ->
     assert side["files"]["sha256"][path.name] == sha256_file(path)  # the sidecar describes the final bytes
     embedded = read_embedded(path)
     assert embedded is not None, f"{path.name}: no manifest inside the artifact"
-    assert {k: v for k, v in side.items() if k != "files"} == embedded
+    assert {k: v for k, v in side.items() if k != "files"} == embedded.to_dict()
     return side
 
 
@@ -79,30 +80,31 @@ def test_artifacts_run_in_their_runtime_on_their_own_manifest(fp32_exports, tiny
     for fname in ["run-fp32.onnx", "run-fp32.tflite", "run-fp32.xml"]:
         run = open_runner(out / fname, threads=1)
         m = run.manifest
-        pre = PreprocessConfig(input_size=m["input"]["input_size"], mean=m["input"]["mean"], std=m["input"]["std"],
-                               interpolation=m["input"]["interpolation"], crop_pct=m["input"]["crop_pct"])
+        pre = PreprocessConfig(**m.input.preprocess())
         ds = open_split(f"synthetic={tiny_synth}", "test", eval_transform(pre), progress=False)
         x = np.stack([ds[i][0].numpy() for i in range(len(ds))])
         outs[fname] = run.predict(x)  # a batch of 6 through batch-1 artifacts
-        assert outs[fname].shape == (6, len(m["classes"]))
+        assert outs[fname].shape == (6, len(m.classes))
     a, b, c = outs.values()
     assert np.abs(a - b).max() < 1e-3 and np.abs(a - c).max() < 1e-3
 
 
 def test_tflite_carries_android_metadata_and_builtin_ops_only(fp32_exports):
-    from edge_fgic.export.tflite_metadata import read_labels, read_standard_metadata
+    from edge_fgic.manifest.tflite import read_labels, read_standard_metadata
     out, _ = fp32_exports
     path = out / "run-fp32.tflite"
     side = read_manifest(path)
-    assert read_labels(path) == side["classes"]
+    assert read_labels(path) == side.classes
     std = read_standard_metadata(path)
     assert std["input"]["width"] == 32 and np.allclose(std["input"]["mean"], [127.5] * 3)  # mean 0.5 on the 0-255 scale
-    assert side["input"]["layout"] == "NHWC" and side["export"]["options"]["builtin_ops_only"]
-    assert not [o for o in side["export"]["options"]["ops"] if o.startswith("Flex")]
+    assert side.input.layout == "NHWC" and side.export["options"]["builtin_ops_only"]
+    assert not [o for o in side.export["options"]["ops"] if o.startswith("Flex")]
 
 
-CASES = [("onnx", "fp16", "fp32"), ("openvino", "fp16", "fp32"), ("tflite", "fp16", "fp32"), ("tensorrt", "fp16", "fp32"),
-         ("onnx", "int8", "unsigned"), ("openvino", "int8", "unsigned"), ("tflite", "int8", "signed"), ("tensorrt", "int8", "signed")]
+CASES = [("onnx", "fp16", "fp32"), ("openvino", "fp16", "fp32"), ("tflite", "fp16", "fp32"),
+         ("tensorrt", "fp16", "fp32"),
+         ("onnx", "int8", "unsigned"), ("openvino", "int8", "unsigned"), ("tflite", "int8", "signed"),
+         ("tensorrt", "int8", "signed")]
 
 
 def _assert_nncf_ranges_carried(path: Path, carried: dict) -> None:
@@ -133,18 +135,19 @@ def test_export_matrix_round_trips(target, precision, source, tiny_bnrelu_run, p
         assert q["calibration"]["images"] == 20 and q["per_channel_weights"]
         assert rt["agreement"] >= 85.0
     if target == "tensorrt" and precision == "int8":
-        assert q["tensorrt_rule_violations"] == 0
+        assert q["details"]["tensorrt_rule_violations"] == 0
     if target == "tflite" and precision == "int8":
         assert side["input"]["dtype"] == "int8" and q["io"]["input"]["dtype"] == "int8"
         assert side["output"]["dtype"] == q["io"]["output"]["dtype"] == "int8"  # what the Android app dequantizes
-        _assert_nncf_ranges_carried(Path(res[0].artifact), q["activation_ranges"])
+        _assert_nncf_ranges_carried(Path(res[0].artifact), q["details"]["activation_ranges"])
     if target == "onnx" and precision == "int8":
-        assert side["quantization"]["graph"]["ops"].get("QuantizeLinear", 0) > 0
+        assert side["quantization"]["details"]["graph"]["ops"].get("QuantizeLinear", 0) > 0
     assert not [n for n in _visible(tmp_path) if n.startswith(".")]
 
 
 def test_dynamic_batch_onnx_takes_any_batch(tiny_bnrelu_run, tmp_path):
-    res = export(ExportConfig(model=str(tiny_bnrelu_run), target="onnx", out=str(tmp_path), name="d", dynamic_batch=True), progress=False)
+    res = export(ExportConfig(model=str(tiny_bnrelu_run), target="onnx", out=str(tmp_path), name="d",
+                              dynamic_batch=True), progress=False)
     run = open_runner(res[0].artifact)
     assert run.batch is None and run.predict(np.zeros((5, 3, 32, 32), np.float32)).shape == (5, 6)
 
@@ -174,7 +177,8 @@ def test_refusals_are_one_line_and_write_nothing(tiny_bnrelu_run, ptq_signed, pt
         (["-m", str(junk)], str(junk)),                                                 # not our checkpoint
         (["-m", str(tiny_bnrelu_run), "--profile", "jetson-tx3"], "no such profile"),
         (["-m", str(tiny_bnrelu_run), "--profile", str(bad_profile)], "unknown device"),
-        (["-m", str(ptq_unsigned / "best.pt"), "-p", "int8", "-t", "tensorrt"], "--signed"),  # uint8 Q/DQ is not TensorRT-legal
+        # uint8 Q/DQ is not TensorRT-legal
+        (["-m", str(ptq_unsigned / "best.pt"), "-p", "int8", "-t", "tensorrt"], "--signed"),
         (["-m", str(tiny_bnrelu_run), "-p", "fp16", "--max-rel-diff", "0"], "round trip"),    # beyond tolerance
     ]
     for args, needle in cases:
@@ -218,7 +222,29 @@ def test_corrupt_artifacts_and_unknown_suffixes_are_one_line(tmp_path):
 
 
 def test_target_table_drives_the_cli_and_lists_every_target():
-    assert set(TARGETS) == {"onnx", "tensorrt", "tflite", "openvino"}
+    """`export --target` takes every row of the table and `all`, and refuses a name the table lacks;
+    `--precision` takes every precision of the table. Parsed by the real command, nothing run."""
+    import click
+    import typer
+
+    from edge_fgic.targets import PRECISIONS
+    group = typer.main.get_command(app)
+    cmd = group.get_command(click.Context(group), "export")
+
+    def parsed(*args: str) -> dict:
+        return cmd.make_context("export", ["-m", "x.pt", *args]).params
+
+    def value(v):
+        return getattr(v, "value", v)  # typer hands the command an Enum member
+    for name in [*TARGETS, "all"]:
+        assert value(parsed("--target", name)["target"]) == name
+    for p in PRECISIONS:
+        assert value(parsed("--precision", p)["precision"]) == p
+    for unknown in (["--target", "coreml"], ["--precision", "int4"]):
+        with pytest.raises(typer.BadParameter, match=unknown[1]):
+            parsed(*unknown)
+    r = runner.invoke(app, ["export", "--target", "coreml", "-m", "x.pt"])
+    assert r.exit_code == 2 and "coreml" in r.output and "Traceback" not in r.output
     r = runner.invoke(app, ["export", "--help"])
     assert r.exit_code == 0
     for name in [*TARGETS, "all", "--precision", "--profile", "--overwrite", "--dynamic-batch"]:
@@ -227,7 +253,8 @@ def test_target_table_drives_the_cli_and_lists_every_target():
 
 def test_shipped_profiles_load_and_shape_the_trtexec_command(tmp_path):
     from edge_fgic.export.tensorrt_export import trtexec_command
-    assert {"jetson-orin-nano", "jetson-orin-nx", "jetson-agx-orin", "desktop-gpu", "x86-cpu", "android-arm64"} <= set(list_profiles())
+    assert ({"jetson-orin-nano", "jetson-orin-nx", "jetson-agx-orin", "desktop-gpu", "x86-cpu", "android-arm64"}
+            <= set(list_profiles()))
     for name in list_profiles():
         assert load_profile(name)["device"] == name
     nx = dict(load_profile("jetson-orin-nx")["tensorrt"], dla_core=1)
@@ -242,6 +269,6 @@ def test_shipped_profiles_load_and_shape_the_trtexec_command(tmp_path):
 
 def test_manifest_json_is_strict():
     """NaN/inf become null: Android's org.json (and other strict readers) reject Python's NaN tokens."""
-    from edge_fgic.export.manifest import dumps
+    from edge_fgic.manifest import dumps
     text = dumps({"round_trip": {"max_rel_diff": float("nan"), "x": [float("inf"), 1.5]}})
     assert json.loads(text) == {"round_trip": {"max_rel_diff": None, "x": [None, 1.5]}} and "NaN" not in text

@@ -67,7 +67,8 @@ def test_class_count_and_input_size_that_do_not_fit_the_model(exported, tiny_syn
     art = _copy(exported, tmp_path / "in96")
     _edit_sidecar(art, lambda m: m["input"].update(input_size=96))
     assert "input_size: sidecar 96, inside 32" in _one_line(runner.invoke(app, ["predict", "-m", str(art), img]))
-    # an artifact without an embedded copy (someone else's export, a hand-written sidecar): the model's own shapes decide
+    # an artifact without an embedded copy (someone else's export, a hand-written sidecar): the model's own shapes
+    # decide
     import onnx
     bare = tmp_path / "bare" / "m.onnx"
     bare.parent.mkdir()
@@ -76,7 +77,8 @@ def test_class_count_and_input_size_that_do_not_fit_the_model(exported, tiny_syn
     onnx.save(model, str(bare))
     base = {k: v for k, v in json.loads(Path(str(exported) + ".json").read_text()).items() if k != "files"}
     for edit, words in ((dict(classes=base["classes"][:5]), "names 5 classes but the model outputs 6"),
-                        (dict(input={**base["input"], "input_size": 96}), "says input 96x96 .NCHW. but the model takes 32x32")):
+                        (dict(input={**base["input"], "input_size": 96}),
+                         "says input 96x96 .NCHW. but the model takes 32x32")):
         Path(str(bare) + ".json").write_text(json.dumps({**base, **edit}))
         with pytest.raises(UserError, match=words):
             open_runner(bare)
@@ -113,7 +115,8 @@ def test_train_names_every_skipped_image_and_keeps_the_list(imagefolder, tmp_pat
     bad = root / "train" / "ant" / "0.jpg"
     bad.write_bytes(bad.read_bytes()[:60])  # truncated
     out = tmp_path / "run"
-    r = runner.invoke(app, ["train", "--data", str(root), "--set", "model_kwargs={depths: [1,1,1,1], dims: [8,16,32,64]}",
+    r = runner.invoke(app, ["train", "--data", str(root),
+                            "--set", "model_kwargs={depths: [1,1,1,1], dims: [8,16,32,64]}",
                             "--input-size", "32", "--epochs", "1", "--batch-size", "4", "--workers", "0",
                             "--set", "gradcam=0", "--out", str(out), "--skip-bad-images"])
     assert r.exit_code == 0, r.output

@@ -14,7 +14,8 @@ from edge_fgic.models import available_models, create_model, load_model, save_ch
 TINY = dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64))
 
 
-@pytest.mark.parametrize("name", ["convnext_atto", "convnext_tiny", "convnext_large", "convnextv2_atto", "convnextv2_nano"])
+@pytest.mark.parametrize("name", ["convnext_atto", "convnext_tiny", "convnext_large", "convnextv2_atto",
+                                  "convnextv2_nano"])
 @pytest.mark.parametrize("attention", [False, True])
 def test_convnext_family_builds_and_runs(name, attention):
     m = create_model(name, 5, attention_head=attention, **TINY).eval()
@@ -64,7 +65,8 @@ def test_pretrained_errors_are_one_line(tmp_path):
 def test_checkpoint_round_trip_is_exact(tmp_path):
     m = create_model("convnextv2_atto", 4, attention_head=True, **TINY).eval()
     pp = PreprocessConfig(input_size=48, crop_pct=0.9, interpolation="bilinear")
-    path = save_checkpoint(tmp_path / "m.pt", m, classes=list("abcd"), preprocess=pp, train_config={"lr": 0.1, "out": tmp_path})
+    path = save_checkpoint(tmp_path / "m.pt", m, classes=list("abcd"), preprocess=pp,
+                           train_config={"lr": 0.1, "out": tmp_path})
     m2, ckpt = load_model(path)
     x = torch.randn(2, 3, 48, 48)
     assert torch.equal(m(x), m2(x))

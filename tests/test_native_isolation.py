@@ -38,7 +38,7 @@ def _native_workdirs() -> set[str]:
 
 
 def test_openvino_target_is_isolated():
-    from edge_fgic.export.targets import TARGETS
+    from edge_fgic.targets import TARGETS
     assert TARGETS["openvino"].isolate and TARGETS["tflite"].isolate and TARGETS["tflite"].calibrates
     assert not TARGETS["openvino"].calibrates  # an OpenVINO INT8 export needs no training images in the child
 
@@ -72,7 +72,7 @@ def test_openvino_dying_in_native_code_is_one_line_and_leaves_nothing(crash, ste
 
 def test_tensorrt_target_dying_in_native_code_is_one_line_and_leaves_nothing(tiny_bnrelu_run, tmp_path, monkeypatch):
     """TensorRT's builder (and the TensorRT-bound ONNX export around it) runs in a child of its own too."""
-    from edge_fgic.export.targets import TARGETS
+    from edge_fgic.targets import TARGETS
     assert TARGETS["tensorrt"].isolate and not TARGETS["tensorrt"].calibrates
     out = tmp_path / "out"
     monkeypatch.setenv("EDGE_FGIC_TEST_CRASH", "tensorrt-build:abort")
@@ -99,7 +99,8 @@ def test_openvino_export_isolated_still_round_trips(tiny_bnrelu_run, tmp_path):
 def test_the_telling_line_of_a_dead_child():
     from edge_fgic.native import signal_text, telling_line
     ninja = ("[1/3] c++ -MMD -MF functions_cpu.o.d -c functions_cpu.cpp -o functions_cpu.o\nFAILED: functions_cpu.o\n"
-             "functions_cpu.cpp:3:10: fatal error: torch/extension.h: No such file or directory\ncompilation terminated.\n"
+             "functions_cpu.cpp:3:10: fatal error: torch/extension.h: No such file or directory\n"
+             "compilation terminated.\n"
              "x.cpp:9:1: error: expected ';' before '}' token\nninja: build stopped: subcommand failed.\n")
     assert telling_line(ninja, first=True).startswith("functions_cpu.cpp:3:10: fatal error: torch/extension.h")
     assert telling_line("loading\nLLVM ERROR: IO failure on output stream: No space left on device\nbye\n") \
@@ -120,7 +121,8 @@ def test_the_telling_line_of_a_dead_child():
 def _compiler(tmp_path: Path, body: str) -> Path:
     """A $CXX that answers --version like g++ (torch asks) and does ``body`` when asked to compile."""
     cxx = tmp_path / "cxx"
-    cxx.write_text("#!/bin/sh\ncase \" $* \" in *\" --version \"*|*\" -dumpversion \"*|*\" -v \"*) exec g++ \"$@\";; esac\n"
+    cxx.write_text("#!/bin/sh\n"
+                   "case \" $* \" in *\" --version \"*|*\" -dumpversion \"*|*\" -v \"*) exec g++ \"$@\";; esac\n"
                    + body + "\n")
     cxx.chmod(0o755)
     return cxx
@@ -138,8 +140,9 @@ def _quantize(tiny_bnrelu_run: Path, tmp_path: Path, **env: str) -> subprocess.C
 def test_a_crashing_compiler_gives_the_reference_kernels_one_line_and_a_record(tiny_bnrelu_run, tmp_path):
     """Before: NNCF fell back by itself, printing the whole ninja output (every compiler command line)
     as a multi-line warning, and nothing in the quantize report said which kernels ran."""
-    cxx = _compiler(tmp_path, 'echo "c++: internal compiler error: Segmentation fault signal terminated program cc1plus" >&2\n'
-                              "kill -SEGV $$")
+    cxx = _compiler(tmp_path,
+                    'echo "c++: internal compiler error: Segmentation fault signal terminated program cc1plus" >&2\n'
+                    "kill -SEGV $$")
     r = _quantize(tiny_bnrelu_run, tmp_path, CXX=str(cxx))
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
@@ -175,8 +178,9 @@ def test_a_hanging_compiler_is_stopped_at_the_timeout_with_everything_it_started
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fake compiler is a POSIX shell script")
 def test_a_required_extension_that_cannot_be_built_is_one_error_line(tiny_bnrelu_run, tmp_path):
-    cxx = _compiler(tmp_path, 'echo "functions_cpu.cpp:1:10: fatal error: torch/extension.h: No such file or directory" >&2\n'
-                              "exit 1")
+    cxx = _compiler(tmp_path,
+                    'echo "functions_cpu.cpp:1:10: fatal error: torch/extension.h: No such file or directory" >&2\n'
+                    "exit 1")
     r = _quantize(tiny_bnrelu_run, tmp_path, CXX=str(cxx), EDGE_FGIC_NNCF_KERNELS="extension")
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
@@ -187,13 +191,15 @@ def test_a_required_extension_that_cannot_be_built_is_one_error_line(tiny_bnrelu
     assert not (tmp_path / "q" / "best.pt").exists()
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and NNCF: ~7 s on 2 cores
 def test_a_build_child_that_dies_is_one_reason_and_leaves_no_work_folder(tmp_path):
-    code = ("import json; from edge_fgic.quant.nncf_ext import ensure_cpu_kernels, kernels_record\n"
+    code = ("import json; from edge_fgic.models.nncf_ext import ensure_cpu_kernels, kernels_record\n"
             "ensure_cpu_kernels(); print(json.dumps(kernels_record()))")
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_FGIC_NNCF_KERNELS")}
     before = _native_workdirs()
     r = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True, timeout=120,
-                       env={**env, "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext"), "EDGE_FGIC_TEST_CRASH": "nncf-extension"})
+                       env={**env, "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext"),
+                            "EDGE_FGIC_TEST_CRASH": "nncf-extension"})
     assert r.returncode == 0, r.stderr
     record = json.loads(r.stdout.splitlines()[-1])
     assert record["cpu"] == "reference"
@@ -203,7 +209,7 @@ def test_a_build_child_that_dies_is_one_reason_and_leaves_no_work_folder(tmp_pat
 
 
 def test_a_proven_build_is_stamped_and_the_stamp_follows_the_build_files(tmp_path, monkeypatch):
-    from edge_fgic.quant import nncf_ext
+    from edge_fgic.models import nncf_ext
     build = tmp_path / "build"
     build.mkdir()
     (build / "build.ninja").write_text("cxx = c++\n")
@@ -227,7 +233,7 @@ def test_a_stale_build_lock_of_a_lock_file_torch_is_removed(tmp_path, monkeypatc
     """A torch whose extension build holds a lock *file* (FileBaton; pyproject allows torch >= 2.4, the
     torch here holds an OS lock): one a killed build left made every later NNCF load wait until its
     timeout. One older than the timeout goes; a fresh one stays."""
-    from edge_fgic.quant import nncf_ext
+    from edge_fgic.models import nncf_ext
     monkeypatch.setattr(nncf_ext, "_baton_torch", lambda: True)
     lock = tmp_path / "lock"
     lock.write_text("")

@@ -16,8 +16,8 @@ import scipy.io
 from PIL import Image
 
 from edge_fgic.errors import UserError
-from edge_fgic.data import native
-from edge_fgic.data.datasets import READERS
+from edge_fgic.data import readers
+from edge_fgic.data.registry import READERS, SplitIndex
 
 _JPEG: bytes | None = None
 
@@ -47,7 +47,7 @@ def _user_error(fn, *args) -> str:
     return msg
 
 
-def _check_carved(read, root: Path, n_official_train: int) -> dict[str, native.SplitIndex]:
+def _check_carved(read, root: Path, n_official_train: int) -> dict[str, SplitIndex]:
     """Shared assertions for readers whose val is carved from the official train split."""
     out = {s: read(root, s) for s in ("train", "val", "test")}
     classes = out["train"].classes
@@ -94,7 +94,7 @@ def make_cub(root: Path, reverse: bool = False) -> Path:
 
 def test_cub200_splits(tmp_path):
     root = make_cub(tmp_path)
-    out = _check_carved(native.read_cub200, root, n_official_train=16)
+    out = _check_carved(readers.read_cub200, root, n_official_train=16)
     assert out["train"].classes == ["Black footed Albatross", "Laysan Albatross", "Sooty Albatross"]
     # val per class: round(10 %) with >= 1 when a class has >= 2 train images, 0 for a singleton
     assert sorted(y for _, y in out["val"].samples) == [0, 1]
@@ -109,10 +109,10 @@ def test_cub200_root_levels_and_order_independence(tmp_path):
     a = make_cub(tmp_path / "a")
     b = make_cub(tmp_path / "b", reverse=True)
     for split in ("train", "val", "test"):
-        outer = native.read_cub200(a, split)
-        inner = native.read_cub200(a / "CUB_200_2011", split)
+        outer = readers.read_cub200(a, split)
+        inner = readers.read_cub200(a / "CUB_200_2011", split)
         assert outer == inner
-        other = native.read_cub200(b, split)
+        other = readers.read_cub200(b, split)
         strip = lambda idx, r: sorted((str(Path(p).relative_to(r)), y) for p, y in idx.samples)  # noqa: E731
         assert strip(outer, a) == strip(other, b)  # same val regardless of image ids / list order
 
@@ -120,20 +120,20 @@ def test_cub200_root_levels_and_order_independence(tmp_path):
 def test_cub200_errors(tmp_path):
     root = make_cub(tmp_path)
     base = root / "CUB_200_2011"
-    msg = _user_error(native.read_cub200, base / "images", "train")
+    msg = _user_error(readers.read_cub200, base / "images", "train")
     assert f"use --data cub200={base}" in msg
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert "not a cub200 dataset root" in _user_error(native.read_cub200, empty, "train")
+    assert "not a cub200 dataset root" in _user_error(readers.read_cub200, empty, "train")
 
     img = base / "images" / "001.Black_footed_Albatross" / "Black_Footed_Albatross_0011_110.jpg"
     img.unlink()  # a test image
-    native.read_cub200(root, "train")  # train does not list it
-    msg = _user_error(native.read_cub200, root, "test")
+    readers.read_cub200(root, "train")  # train does not list it
+    msg = _user_error(readers.read_cub200, root, "test")
     assert "1 cub200 image file(s)" in msg and str(img) in msg
 
     (base / "train_test_split.txt").unlink()
-    msg = _user_error(native.read_cub200, root, "train")
+    msg = _user_error(readers.read_cub200, root, "train")
     assert msg.startswith(f"{base / 'train_test_split.txt'}: missing cub200 metadata file")
 
 
@@ -166,7 +166,7 @@ def make_dogs(root: Path, n_train: int = 4, n_test: int = 2) -> Path:
 
 def test_stanford_dogs_splits(tmp_path):
     root = make_dogs(tmp_path)
-    out = _check_carved(native.read_stanford_dogs, root, n_official_train=12)
+    out = _check_carved(readers.read_stanford_dogs, root, n_official_train=12)
     assert out["train"].classes == ["Chihuahua", "Japanese spaniel", "Shih-Tzu"]
     assert [len(out[s].samples) for s in ("train", "val", "test")] == [9, 3, 6]
     assert sorted(y for _, y in out["val"].samples) == [0, 1, 2]
@@ -179,13 +179,13 @@ def test_stanford_dogs_splits(tmp_path):
 
 def test_stanford_dogs_errors(tmp_path):
     root = make_dogs(tmp_path)
-    msg = _user_error(native.read_stanford_dogs, root / "Images", "train")
+    msg = _user_error(readers.read_stanford_dogs, root / "Images", "train")
     assert f"use --data stanford_dogs={root}" in msg
     (root / "Images" / "n02085620-Chihuahua" / "n02085620_1000.jpg").unlink()
-    msg = _user_error(native.read_stanford_dogs, root, "train")
+    msg = _user_error(readers.read_stanford_dogs, root, "train")
     assert "1 stanford_dogs image file(s)" in msg and "n02085620_1000.jpg" in msg
     (root / "lists" / "test_list.mat").unlink()
-    msg = _user_error(native.read_stanford_dogs, root, "test")
+    msg = _user_error(readers.read_stanford_dogs, root, "test")
     assert msg.startswith(f"{root / 'lists' / 'test_list.mat'}: missing stanford_dogs metadata file")
 
 
@@ -222,33 +222,34 @@ def test_flowers102_splits(tmp_path, no_md5):
     from torchvision.datasets import Flowers102
 
     root = make_flowers(tmp_path)
-    out = {s: native.read_flowers102(root, s) for s in ("train", "val", "test")}
+    out = {s: readers.read_flowers102(root, s) for s in ("train", "val", "test")}
     assert out["train"].classes == list(Flowers102.classes) and len(out["train"].classes) == 102
     assert all(out[s].classes == out["train"].classes for s in out)
     jpg = root / "flowers-102" / "jpg"
-    assert out["val"].samples == [(str(jpg / "image_00003.jpg"), 0), (str(jpg / "image_00007.jpg"), 1), (str(jpg / "image_00011.jpg"), 101)]
+    assert out["val"].samples == [(str(jpg / "image_00003.jpg"), 0), (str(jpg / "image_00007.jpg"), 1),
+                                  (str(jpg / "image_00011.jpg"), 101)]
     assert [len(out[s].samples) for s in ("train", "val", "test")] == [6, 3, 3]
     assert dict(out["test"].samples)[str(jpg / "image_00012.jpg")] == 101
     assert out["val"].note == "official train/val/test splits"
-    assert native.read_flowers102(root / "flowers-102", "test") == out["test"]  # dataset folder itself
+    assert readers.read_flowers102(root / "flowers-102", "test") == out["test"]  # dataset folder itself
 
 
 def test_flowers102_errors(tmp_path, monkeypatch):
     root = make_flowers(tmp_path)
     base = root / "flowers-102"
     # without the md5 patch torchvision rejects the fixture's .mat files: name the file
-    msg = _user_error(native.read_flowers102, root, "train")
+    msg = _user_error(readers.read_flowers102, root, "train")
     assert msg.startswith(f"{base / 'imagelabels.mat'}: fails torchvision's md5 check")
     import torchvision.datasets.flowers102 as tv_flowers
 
     monkeypatch.setattr(tv_flowers, "check_integrity", lambda path, md5=None: os.path.isfile(path))
-    msg = _user_error(native.read_flowers102, base / "jpg", "train")
+    msg = _user_error(readers.read_flowers102, base / "jpg", "train")
     assert f"use --data flowers102={base}" in msg
     (base / "jpg" / "image_00005.jpg").unlink()
-    msg = _user_error(native.read_flowers102, root, "train")
+    msg = _user_error(readers.read_flowers102, root, "train")
     assert "1 flowers102 image file(s)" in msg and "image_00005.jpg" in msg
     (base / "setid.mat").unlink()
-    msg = _user_error(native.read_flowers102, root, "train")
+    msg = _user_error(readers.read_flowers102, root, "train")
     assert msg.startswith(f"{base / 'setid.mat'}: missing flowers102 metadata file")
 
 
@@ -276,7 +277,7 @@ def make_pets(root: Path, n_trainval: int = 5, n_test: int = 2, test_classes=(1,
 
 def test_oxford_pets_splits(tmp_path):
     root = make_pets(tmp_path)
-    out = _check_carved(native.read_oxford_pets, root, n_official_train=15)
+    out = _check_carved(readers.read_oxford_pets, root, n_official_train=15)
     assert out["train"].classes == ["Abyssinian", "American Bulldog", "American Pit Bull Terrier"]
     assert [len(out[s].samples) for s in ("train", "val", "test")] == [12, 3, 6]
     assert "official trainval split" in out["val"].note
@@ -287,8 +288,8 @@ def test_oxford_pets_splits(tmp_path):
 def test_oxford_pets_class_missing_from_test(tmp_path):
     """torchvision names classes per split; the reader keeps one list, indexed by class id."""
     root = make_pets(tmp_path, test_classes=(1, 3))
-    test = native.read_oxford_pets(root, "test")
-    assert test.classes == native.read_oxford_pets(root, "train").classes
+    test = readers.read_oxford_pets(root, "test")
+    assert test.classes == readers.read_oxford_pets(root, "train").classes
     assert len(test.classes) == 3
     images = root / "oxford-iiit-pet" / "images"
     assert dict(test.samples)[str(images / "american_pit_bull_terrier_6.jpg")] == 2
@@ -297,13 +298,13 @@ def test_oxford_pets_class_missing_from_test(tmp_path):
 def test_oxford_pets_errors(tmp_path):
     root = make_pets(tmp_path)
     base = root / "oxford-iiit-pet"
-    msg = _user_error(native.read_oxford_pets, base / "images", "test")
+    msg = _user_error(readers.read_oxford_pets, base / "images", "test")
     assert f"use --data oxford_pets={base}" in msg
     (base / "images" / "Abyssinian_6.jpg").unlink()
-    msg = _user_error(native.read_oxford_pets, root, "test")
+    msg = _user_error(readers.read_oxford_pets, root, "test")
     assert "1 oxford_pets image file(s)" in msg and "Abyssinian_6.jpg" in msg
     (base / "annotations" / "test.txt").unlink()
-    msg = _user_error(native.read_oxford_pets, root, "train")  # both lists are needed for the class list
+    msg = _user_error(readers.read_oxford_pets, root, "train")  # both lists are needed for the class list
     assert msg.startswith(f"{base / 'annotations' / 'test.txt'}: missing oxford_pets metadata file")
 
 
@@ -341,13 +342,13 @@ def make_cars(root: Path, n_train: int = 4, n_test: int = 2) -> Path:
 
 def test_stanford_cars_splits(tmp_path):
     root = make_cars(tmp_path)
-    out = _check_carved(native.read_stanford_cars, root, n_official_train=12)
+    out = _check_carved(readers.read_stanford_cars, root, n_official_train=12)
     assert out["train"].classes == CAR_CLASSES
     assert [len(out[s].samples) for s in ("train", "val", "test")] == [9, 3, 6]
     base = root / "stanford_cars"
     assert dict(out["test"].samples)[str(base / "cars_test" / "00005.jpg")] == 2
     assert dict(out["train"].samples + out["val"].samples)[str(base / "cars_train" / "00005.jpg")] == 1
-    assert native.read_stanford_cars(base, "test") == out["test"]
+    assert readers.read_stanford_cars(base, "test") == out["test"]
 
 
 def test_stanford_cars_errors(tmp_path):
@@ -356,14 +357,14 @@ def test_stanford_cars_errors(tmp_path):
     parent = tmp_path / "data"
     parent.mkdir()
     os.rename(root / "stanford_cars", parent / "stanford_cars")
-    msg = _user_error(native.read_stanford_cars, tmp_path, "train")
+    msg = _user_error(readers.read_stanford_cars, tmp_path, "train")
     assert f"one level down; use --data stanford_cars={parent}" in msg
     base = parent / "stanford_cars"
     (base / "cars_train" / "00002.jpg").unlink()
-    msg = _user_error(native.read_stanford_cars, parent, "train")
+    msg = _user_error(readers.read_stanford_cars, parent, "train")
     assert "1 stanford_cars image file(s)" in msg and "00002.jpg" in msg
     (base / "devkit" / "cars_meta.mat").unlink()
-    msg = _user_error(native.read_stanford_cars, parent, "test")
+    msg = _user_error(readers.read_stanford_cars, parent, "test")
     assert msg.startswith(f"{base / 'devkit' / 'cars_meta.mat'}: missing stanford_cars metadata file")
 
 
@@ -390,27 +391,27 @@ def make_aircraft(root: Path) -> Path:
 
 def test_fgvc_aircraft_splits(tmp_path):
     root = make_aircraft(tmp_path)
-    out = {s: native.read_fgvc_aircraft(root, s) for s in ("train", "val", "test")}
+    out = {s: readers.read_fgvc_aircraft(root, s) for s in ("train", "val", "test")}
     assert all(out[s].classes == VARIANTS for s in out)
     assert [len(out[s].samples) for s in ("train", "val", "test")] == [9, 6, 6]
     images = root / "fgvc-aircraft-2013b" / "data" / "images"
     assert dict(out["train"].samples)[str(images / "1025800.jpg")] == 2  # 7th train row: F-16A/B
     assert dict(out["val"].samples)[str(images / f"{1025794 + 9:07d}.jpg")] == 0
     assert all(os.path.isabs(p) for s in out for p, _ in out[s].samples)
-    assert native.read_fgvc_aircraft(root / "fgvc-aircraft-2013b", "val") == out["val"]
+    assert readers.read_fgvc_aircraft(root / "fgvc-aircraft-2013b", "val") == out["val"]
 
 
 def test_fgvc_aircraft_errors(tmp_path):
     root = make_aircraft(tmp_path)
     data = root / "fgvc-aircraft-2013b" / "data"
-    msg = _user_error(native.read_fgvc_aircraft, data, "train")
+    msg = _user_error(readers.read_fgvc_aircraft, data, "train")
     assert f"use --data fgvc_aircraft={root / 'fgvc-aircraft-2013b'}" in msg
     with open(data / "images_variant_test.txt", "a") as f:
         f.write("1099999 Cessna 172\n")
-    msg = _user_error(native.read_fgvc_aircraft, root, "test")
+    msg = _user_error(readers.read_fgvc_aircraft, root, "test")
     assert "'Cessna 172' is not in data/variants.txt" in msg
     (data / "variants.txt").unlink()
-    msg = _user_error(native.read_fgvc_aircraft, root, "train")
+    msg = _user_error(readers.read_fgvc_aircraft, root, "train")
     assert msg.startswith(f"{data / 'variants.txt'}: missing fgvc_aircraft metadata file")
 
 
@@ -436,16 +437,16 @@ def test_registry():
 
 def test_carve_val_properties():
     samples = [(f"/d/c{y}/{i:03d}.jpg", y) for y, n in enumerate([1, 2, 9, 30, 100]) for i in range(n)]
-    val = native.carve_val(samples, "val")
-    train = native.carve_val(samples, "train")
+    val = readers.carve_val(samples, "val")
+    train = readers.carve_val(samples, "train")
     count = lambda s, y: sum(1 for _, c in s if c == y)  # noqa: E731
     assert [count(val, y) for y in range(5)] == [0, 1, 1, 3, 10]
     assert all(count(train, y) >= 1 for y in range(5))
     assert sorted(val + train) == sorted(samples)
     shuffled = samples[::-1]
-    assert set(native.carve_val(shuffled, "val")) == set(val)  # independent of list order
+    assert set(readers.carve_val(shuffled, "val")) == set(val)  # independent of list order
     # independent of other classes: dropping class 4 leaves the other classes' picks unchanged
-    assert set(native.carve_val([s for s in samples if s[1] != 4], "val")) == {s for s in val if s[1] != 4}
+    assert set(readers.carve_val([s for s in samples if s[1] != 4], "val")) == {s for s in val if s[1] != 4}
 
 
 def test_read_split_integration(tmp_path):

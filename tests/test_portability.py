@@ -88,7 +88,8 @@ def test_round_trip_records_what_ran(artifacts):
 
 
 @pytest.mark.skipif(not BF16_CPU, reason="this CPU has no AVX-512 BF16 / AMX: OpenVINO's default is f32 here")
-def test_openvino_default_would_run_bf16_and_the_round_trip_refuses_it(artifacts, tiny_bnrelu_run, tmp_path, monkeypatch):
+def test_openvino_default_would_run_bf16_and_the_round_trip_refuses_it(artifacts, tiny_bnrelu_run, tmp_path,
+                                                                       monkeypatch):
     """What the explicit request prevents: without the hint this CPU runs the FP32 IR in bf16, and the
     export's read-back check refuses it by name, whatever the logits say."""
     import openvino as ov
@@ -101,7 +102,8 @@ def test_openvino_default_would_run_bf16_and_the_round_trip_refuses_it(artifacts
     monkeypatch.setattr(ov.Core, "compile_model", without_hint)
     assert open_runner(artifacts["openvino-fp32"]).execution["effective"]["precision"] == "bf16"
     with pytest.raises(UserError, match=r"asked openvino for f32 arithmetic, it ran bf16: this CPU has .*bf16"):
-        export(ExportConfig(model=str(tiny_bnrelu_run), target="openvino", out=str(tmp_path / "x"), name="m"), progress=False)
+        export(ExportConfig(model=str(tiny_bnrelu_run), target="openvino", out=str(tmp_path / "x"), name="m"),
+               progress=False)
     assert not (tmp_path / "x" / "m-fp32.xml").exists()
 
 
@@ -128,7 +130,8 @@ print(json.dumps(out))
 """
 
 
-def test_openvino_round_trip_holds_under_every_isa_level_this_cpu_offers(artifacts, tiny_bnrelu_run, ptq_unsigned, tmp_path):
+def test_openvino_round_trip_holds_under_every_isa_level_this_cpu_offers(artifacts, tiny_bnrelu_run, ptq_unsigned,
+                                                                         tmp_path):
     """ONEDNN_MAX_CPU_ISA caps OpenVINO's kernels (read back from the kernel names) to each level this
     CPU offers: AVX2 stands for an AVX2-only machine, AVX512_CORE for one without VNNI, and so on.
     FP32 stays within 1e-5 of PyTorch and f32 everywhere; INT8 keeps its agreement with the NNCF model."""
@@ -148,11 +151,13 @@ def test_openvino_round_trip_holds_under_every_isa_level_this_cpu_offers(artifac
     np.save(tmp_path / "x.npy", x.numpy())
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"images": str(tmp_path / "x.npy"),
-                                "artifacts": {"fp32": str(artifacts["openvino-fp32"]), "int8": str(artifacts["openvino-int8"])}}))
+                                "artifacts": {"fp32": str(artifacts["openvino-fp32"]),
+                                              "int8": str(artifacts["openvino-int8"])}}))
     seen = {}
     for level in levels:
         env = {**os.environ, "ONEDNN_MAX_CPU_ISA": level}
-        proc = subprocess.run([sys.executable, "-c", _SWEEP, str(spec)], capture_output=True, text=True, env=env, timeout=300)
+        proc = subprocess.run([sys.executable, "-c", _SWEEP, str(spec)], capture_output=True, text=True, env=env,
+                              timeout=300)
         assert proc.returncode == 0, f"{level}: {proc.stderr[-2000:]}"
         res = json.loads(proc.stdout.strip().splitlines()[-1])
         for key in ("fp32", "int8"):
@@ -204,7 +209,8 @@ def test_onnxruntime_runs_every_node_of_our_int8_in_integer_like_quantize_static
     so.optimized_model_filepath = str(tmp_path / "peer.opt.onnx")
     ort.InferenceSession(str(peer), so, providers=["CPUExecutionProvider"])
     theirs = optimized_graph_summary(so.optimized_model_filepath)
-    assert ours["integer_ops"] == ours["compute_ops"] == theirs["integer_ops"], (ours["optimized_ops"], theirs["optimized_ops"])
+    assert ours["integer_ops"] == ours["compute_ops"] == theirs["integer_ops"], (ours["optimized_ops"],
+                                                                                 theirs["optimized_ops"])
     assert "QGemm" in ours["optimized_ops"] and "Gemm" not in ours["optimized_ops"]
     # the logits stay float (quantize_static quantizes them): the graph ends in the Gemm, not in a DequantizeLinear
     g = onnx.load(str(artifacts["onnx-int8"])).graph

@@ -46,7 +46,8 @@ def _split_images(root: Path, split: str) -> list[Path]:
 
 
 @pytest.mark.parametrize("which", ["pt", "onnx"])
-def test_predict_folder_matches_eager_pytorch_and_scores_by_folder(which, tiny_bnrelu_run, onnx_model, tiny_synth, tmp_path):
+def test_predict_folder_matches_eager_pytorch_and_scores_by_folder(which, tiny_bnrelu_run, onnx_model, tiny_synth,
+                                                                   tmp_path):
     from edge_fgic.predict import PredictConfig, predict
     model = tiny_bnrelu_run if which == "pt" else onnx_model
     res = predict(PredictConfig(model=str(model), sources=[str(tiny_synth / "val")], topk=3, batch=4,
@@ -88,7 +89,8 @@ def test_predict_files_globs_csv_and_bad_inputs(onnx_model, tiny_synth, tmp_path
     assert len(res.rows) == 1 and "broken.png" in res.skipped[0]
 
     (tmp_path / "notes.txt").write_text("x")
-    for sources, match in [([str(tmp_path / "nope.png")], "no such file"), ([str(tmp_path / "notes.txt")], "not an image"),
+    for sources, match in [([str(tmp_path / "nope.png")], "no such file"),
+                           ([str(tmp_path / "notes.txt")], "not an image"),
                            ([str(tmp_path / "*.jpg")], "matches no images"), ([str(tmp_path / "empty")], "no such")]:
         with pytest.raises(UserError, match=match):
             predict(PredictConfig(model=str(onnx_model), sources=sources), progress=False)
@@ -108,7 +110,8 @@ def test_predict_refuses_an_artifact_without_manifest(onnx_model, tiny_synth, tm
 
 
 def test_predict_cli(onnx_model, tiny_synth, tmp_path):
-    r = runner.invoke(app, ["predict", "-m", str(onnx_model), str(tiny_synth / "test"), "-k", "2", "-o", str(tmp_path / "p.jsonl")])
+    r = runner.invoke(app, ["predict", "-m", str(onnx_model), str(tiny_synth / "test"), "-k", "2",
+                            "-o", str(tmp_path / "p.jsonl")])
     assert r.exit_code == 0, r.output
     assert "6 images" in r.output and "labelled by folder: 6 images, top-1" in r.output
     assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 6
@@ -167,13 +170,16 @@ def test_camera_on_a_video_file_matches_predict_frame_by_frame(onnx_model, video
 def test_camera_every_smoothing_and_max_frames(onnx_model, video, tmp_path):
     from edge_fgic.camera import CameraConfig, run_camera
     path, truth = video
-    s = run_camera(CameraConfig(model=str(onnx_model), source=str(path), every=3, max_frames=10, jsonl=str(tmp_path / "a.jsonl")))
+    s = run_camera(CameraConfig(model=str(onnx_model), source=str(path), every=3, max_frames=10,
+                                jsonl=str(tmp_path / "a.jsonl")))
     assert s.frames == 10 and s.classified == 4  # frames 0, 3, 6, 9
     assert [json.loads(ln)["frame"] for ln in (tmp_path / "a.jsonl").read_text().splitlines()] == [0, 3, 6, 9]
 
-    run_camera(CameraConfig(model=str(onnx_model), source=str(path), smooth=0.7, topk=6, jsonl=str(tmp_path / "s.jsonl")))
+    run_camera(CameraConfig(model=str(onnx_model), source=str(path), smooth=0.7, topk=6,
+                            jsonl=str(tmp_path / "s.jsonl")))
     lines = [json.loads(ln) for ln in (tmp_path / "s.jsonl").read_text().splitlines()]
-    run_camera(CameraConfig(model=str(onnx_model), source=str(path), smooth=0.0, topk=6, jsonl=str(tmp_path / "r.jsonl")))
+    run_camera(CameraConfig(model=str(onnx_model), source=str(path), smooth=0.0, topk=6,
+                            jsonl=str(tmp_path / "r.jsonl")))
     raw = [json.loads(ln) for ln in (tmp_path / "r.jsonl").read_text().splitlines()]
     as_vec = lambda ln: {t["label"]: t["prob"] for t in ln["topk"]}  # noqa: E731
     classes = sorted(as_vec(raw[0]))

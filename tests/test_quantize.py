@@ -16,7 +16,8 @@ from edge_fgic.cli import app
 from edge_fgic.errors import UserError
 from edge_fgic.models import load_checkpoint, load_model
 from edge_fgic.models.fuse import fuse_for_deploy
-from edge_fgic.quant.nncf_quant import calibration_subset, quantizers
+from edge_fgic.models.quantized import quantizers
+from edge_fgic.quant.nncf_quant import calibration_subset
 from edge_fgic.quant.onnx_qdq import activations_to_uint8, check_tensorrt_qdq, export_qdq
 
 runner = CliRunner()
@@ -59,7 +60,8 @@ def test_qat_trains_saves_and_resumes(tiny_bnrelu_run, tmp_path):
                             "--calib-size", "16", "--signed", "--batch-size", "8", "--seed", "3", "--device", "cpu"])
     assert r.exit_code == 0, r.output
     tc = load_checkpoint(out / "last.pt").train_config
-    assert (tc["seed"], tc["device"], tc["channels_last"], tc["pretrained"]) == (3, "cpu", False, "")  # flags reach the QAT loop
+    # flags reach the QAT loop
+    assert (tc["seed"], tc["device"], tc["channels_last"], tc["pretrained"]) == (3, "cpu", False, "")
     assert tc["amp"] == "off"  # fake quantization in float32 even on CUDA (bf16 autocast cost 1.1 pt on Oxford 17)
     assert "INT8 top-1" in r.output
     last = load_checkpoint(out / "last.pt")
@@ -68,7 +70,8 @@ def test_qat_trains_saves_and_resumes(tiny_bnrelu_run, tmp_path):
     q1, _ = load_model(out / "best.pt")
     # resume with one more epoch continues from last.pt (same quantizer placement, trained scales)
     r = runner.invoke(app, ["quantize", "--mode", "qat", "-m", str(tiny_bnrelu_run), "--out", str(out), "--epochs", "2",
-                            "--calib-size", "16", "--signed", "--batch-size", "8", "--seed", "3", "--device", "cpu", "--resume"])
+                            "--calib-size", "16", "--signed", "--batch-size", "8", "--seed", "3", "--device", "cpu",
+                            "--resume"])
     assert r.exit_code == 0, r.output
     assert "resuming" in r.output and "epoch 2/2" in r.output
     last2 = load_checkpoint(out / "last.pt")
@@ -194,7 +197,8 @@ def test_a_model_nncf_cannot_trace_is_one_line(tiny_bnrelu_run, tmp_path, monkey
 
     monkeypatch.setattr(nncf, "quantize", refuse)
     out = tmp_path / "q"
-    r = runner.invoke(app, ["quantize", "--mode", "ptq", "-m", str(tiny_bnrelu_run), "--out", str(out), "--calib-size", "8"])
+    r = runner.invoke(app, ["quantize", "--mode", "ptq", "-m", str(tiny_bnrelu_run), "--out", str(out),
+                            "--calib-size", "8"])
     assert r.exit_code == 2
     errors = [line for line in r.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "NNCF could not trace" in errors[0] and "unsupported operator" in errors[0]

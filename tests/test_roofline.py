@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from edge_fgic.bench import harness, report, roofline
+from edge_fgic.bench import report, roofline
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,8 @@ def test_every_backend_is_measured_or_its_error_recorded(peaks, precision):
         if "error" in b:
             assert b["error"] and "macs_per_s" not in b
         else:
-            assert b["macs_per_s"] > 0 and b["size"] in (32, 64) and b["gops"] == pytest.approx(2 * b["macs_per_s"] / 1e9)
+            assert (b["macs_per_s"] > 0 and b["size"] in (32, 64)
+                    and b["gops"] == pytest.approx(2 * b["macs_per_s"] / 1e9))
             assert all(s["macs_per_s"] > 0 for s in b["sizes"] if "skipped" not in s)
 
 
@@ -130,7 +131,8 @@ def test_a_row_above_the_peak_keeps_its_real_fraction_and_is_marked():
 
 def _fake_peak(precision, macs_per_s):
     names = roofline.BACKENDS[precision]
-    backends = {n: {"backend": n, "macs_per_s": macs_per_s / (i + 1), "size": 512, "threads": 2} for i, n in enumerate(names)}
+    backends = {n: {"backend": n, "macs_per_s": macs_per_s / (i + 1), "size": 512, "threads": 2}
+                for i, n in enumerate(names)}
     backends[names[-1]].update(inference_precision="f32", exec_precision="f32" if precision == "fp32" else "u8")
     backends[names[1]] = {"backend": names[1], "threads": 2, "error": "ImportError: no module"}
     return {"precision": precision, "macs_per_s": macs_per_s, "backend": names[0], "size": 512, "threads": 2,
@@ -144,25 +146,31 @@ def test_bench_roofline_marks_rows_above_the_peak_and_the_report_names_the_kerne
         calls.append((precision, threads, fp32 is not None))
         return _fake_peak(precision, {"fp32": 1e11, "int8": 4e11, "bf16": 3e11}[precision])
     monkeypatch.setattr(roofline, "gemm_peak", fake_gemm_peak)
-    monkeypatch.setattr(harness, "_macs", lambda path, cache: 1_000_000_000)
-    rows = [{"name": "fast.onnx", "artifact": "fast.onnx", "status": "ok", "precision": "fp32", "latency_ms": {"p50": 5.0}},
-            {"name": "slow.xml", "artifact": "slow.xml", "status": "ok", "precision": "int8", "latency_ms": {"p50": 10.0}},
+    monkeypatch.setattr(roofline, "_source_macs", lambda path, cache: 1_000_000_000)
+    rows = [{"name": "fast.onnx", "artifact": "fast.onnx", "status": "ok", "precision": "fp32",
+             "latency_ms": {"p50": 5.0}},
+            {"name": "slow.xml", "artifact": "slow.xml", "status": "ok", "precision": "int8",
+             "latency_ms": {"p50": 10.0}},
             {"name": "broken.onnx", "artifact": "broken.onnx", "status": "failed"},
-            {"name": "fast.xml [bf16]", "artifact": "fast.xml", "status": "ok", "precision": "fp32", "latency_ms": {"p50": 5.0},
+            {"name": "fast.xml [bf16]", "artifact": "fast.xml", "status": "ok", "precision": "fp32",
+             "latency_ms": {"p50": 5.0},
              "variant": {"label": "bf16", "precision": "bf16", "isa": None}}]
-    roof = harness._roofline(harness.BenchConfig(artifacts=[], threads=2), rows, progress=False)
-    assert calls == [("fp32", 2, False), ("int8", 2, True), ("bf16", 2, False)]  # int8 reuses the fp32 peak for its note
+    roof = roofline.bench_roofline(rows, 2)
+    # int8 reuses the fp32 peak for its note
+    assert calls == [("fp32", 2, False), ("int8", 2, True), ("bf16", 2, False)]
     fast, slow = rows[0]["roofline"], rows[1]["roofline"]
     assert fast["fraction_of_peak"] == pytest.approx(2.0) and fast["above_peak"]  # 2e11 against 1e11: not clamped
     assert slow["fraction_of_peak"] == pytest.approx(0.25) and not slow["above_peak"] and "roofline" not in rows[2]
     bf16 = rows[3]["roofline"]  # held against the bf16 peak (3e11), not the fp32 one it would exceed
     assert bf16["peak"] == "bf16" and bf16["fraction_of_peak"] == pytest.approx(2 / 3) and not bf16["above_peak"]
-    assert roof["above_peak"] == ["fast.onnx"] and roof["threads"] == 2 and set(roof["peaks"]) == {"fp32", "int8", "bf16"}
+    assert (roof["above_peak"] == ["fast.onnx"] and roof["threads"] == 2
+            and set(roof["peaks"]) == {"fp32", "int8", "bf16"})
     text = report.roofline_text(roof, rows)
     assert "fp32 100.0 GMAC/s by torch.matmul (512³)" in text and "int8 400.0 GMAC/s by torch._int_mm" in text
     assert "openvino.MatMul [ran f32] 33.3" in text and "openvino.MatMul.int8 [ran u8, hint f32]" in text
     assert "onnxruntime.MatMul failed (ImportError" in text and "bf16 300.0 GMAC/s by torch.matmul.bf16" in text
-    assert "fast.onnx: above the measured GEMM peak: the peak is a lower bound" in text and "slow.xml" not in text.split("⚠")[1]
+    assert ("fast.onnx: above the measured GEMM peak: the peak is a lower bound" in text
+            and "slow.xml" not in text.split("⚠")[1])
 
 
 @pytest.mark.parametrize("row, peak", [
@@ -172,15 +180,15 @@ def test_bench_roofline_marks_rows_above_the_peak_and_the_report_names_the_kerne
     ({"precision": "fp32", "execution": {"effective": {"precision": "mixed(bf16+f32)"}}}, "bf16"),
     ({"precision": "int8", "execution": {"effective": {"precision": "bf16"}}}, "int8")])
 def test_each_row_is_held_against_the_peak_of_what_it_ran(row, peak):
-    assert harness._peak_for(row) == peak
+    assert roofline.peak_for(row) == peak
 
 
 def test_rows_without_bf16_measure_no_bf16_peak(monkeypatch):
     calls = []
     monkeypatch.setattr(roofline, "gemm_peak", lambda p, **kw: calls.append(p) or _fake_peak(p, 1e11))
-    monkeypatch.setattr(harness, "_macs", lambda path, cache: 10**9)
+    monkeypatch.setattr(roofline, "_source_macs", lambda path, cache: 10**9)
     rows = [{"name": "a.onnx", "artifact": "a.onnx", "status": "ok", "precision": "fp32", "latency_ms": {"p50": 50.0}}]
-    roof = harness._roofline(harness.BenchConfig(artifacts=[]), rows, progress=False)
+    roof = roofline.bench_roofline(rows, None)
     assert calls == ["fp32", "int8"] and "bf16" not in roof["peaks"] and roof["threads"] == "default"
     assert "bf16" not in report.roofline_text(roof, rows)
 

@@ -30,7 +30,8 @@ def test_generation_is_deterministic_and_imagefolder(tmp_path):
     cfg = SyntheticConfig(seed=3, image_size=32, train_per_class=2, val_per_class=1, test_per_class=1)
     a, b = generate(tmp_path / "a", cfg, progress=False), generate(tmp_path / "b", cfg, progress=False)
     assert _digest(a) == _digest(b)
-    c = generate(tmp_path / "c", SyntheticConfig(seed=4, image_size=32, train_per_class=2, val_per_class=1, test_per_class=1), progress=False)
+    c = generate(tmp_path / "c", SyntheticConfig(seed=4, image_size=32, train_per_class=2, val_per_class=1,
+                                                 test_per_class=1), progress=False)
     assert _digest(a) != _digest(c)
     index = read_split(parse_data_spec(f"imagefolder={a}"), "train")  # same code path as real data
     assert index.classes == sorted(cfg.classes) and len(index.samples) == 2 * len(cfg.classes)
@@ -42,9 +43,11 @@ def test_generate_refuses_foreign_folders(tmp_path):
     (tmp_path / "x" / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="not a synthetic dataset"):
         generate(tmp_path / "x", SyntheticConfig(image_size=32, train_per_class=1, val_per_class=1, test_per_class=1))
-    generate(tmp_path / "y", SyntheticConfig(image_size=32, train_per_class=1, val_per_class=1, test_per_class=1), progress=False)
+    generate(tmp_path / "y", SyntheticConfig(image_size=32, train_per_class=1, val_per_class=1, test_per_class=1),
+             progress=False)
     with pytest.raises(UserError, match="different synthetic dataset"):
-        generate(tmp_path / "y", SyntheticConfig(seed=9, image_size=32, train_per_class=1, val_per_class=1, test_per_class=1))
+        generate(tmp_path / "y", SyntheticConfig(seed=9, image_size=32, train_per_class=1, val_per_class=1,
+                                                 test_per_class=1))
 
 
 def test_classes_differ_only_in_small_parts():
@@ -69,6 +72,7 @@ def test_colour_histograms_carry_no_class(tmp_path):
     assert res["val_top1"] < res["chance"] + 10, res  # ... yet colour does not generalise to new images
 
 
+@pytest.mark.slow  # trains the demo's recipe for 18 epochs
 def test_demo_convnext_learns_what_colour_cannot(tmp_path):
     """The demo's model and recipe, shortened (~1.5 min on 2 cores): far above chance and the histogram baseline.
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_fgic.export.tflite_metadata import (MANIFEST_KEY, TFLITE_METADATA_KEY, embed_metadata, read_labels,
-                                              read_manifest, read_standard_metadata)
+from edge_fgic.manifest.tflite_writer import embed_metadata
+from edge_fgic.manifest.tflite import (MANIFEST_KEY, TFLITE_METADATA_KEY, read_labels, read_manifest,
+                                       read_standard_metadata)
 
 SIZE = 16
 CLASSES = ["ant", "honey bee", "čmelák 🐝"]  # spaces and non-ASCII must survive

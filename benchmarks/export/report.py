@@ -21,21 +21,25 @@ def rows(folder: Path) -> list[dict]:
             continue
         rt = m.get("round_trip") or {}
         out.append({
-            "artifact": m["artifact"]["file"], "target": m["artifact"]["target"], "precision": m["artifact"]["precision"],
+            "artifact": m["artifact"]["file"], "target": m["artifact"]["target"],
+            "precision": m["artifact"]["precision"],
             "size_mb": round(m["files"]["size_bytes"] / 1e6, 3), "build_s": m["export"].get("build_seconds"),
             "runtime": rt.get("runtime"), "images": rt.get("images"), "max_abs_diff": rt.get("max_abs_diff"),
             "agreement": rt.get("agreement"), "artifact_top1": rt.get("artifact_top1"),
-            "reference_top1": rt.get("reference_top1"), "reference": "INT8 NNCF model" if m["artifact"]["precision"] == "int8" else "FP32 PyTorch",
+            "reference_top1": rt.get("reference_top1"),
+            "reference": "INT8 NNCF model" if m["artifact"]["precision"] == "int8" else "FP32 PyTorch",
             "activations": (m.get("quantization") or {}).get("activations", ""),
         })
     return sorted(out, key=lambda r: (ORDER.get(r["target"], 9), PREC.get(r["precision"], 9), r["artifact"]))
 
 
 def markdown(rs: list[dict]) -> str:
-    head = "| target | precision | artifact | size MB | build s | round trip in | images | max abs Δ logit | agreement % | artifact top-1 | reference top-1 (reference) |"
+    head = ("| target | precision | artifact | size MB | build s | round trip in | images | max abs Δ logit "
+            "| agreement % | artifact top-1 | reference top-1 (reference) |")
     lines = [head, "|---|---|---|---:|---:|---|---:|---:|---:|---:|---|"]
     for r in rs:
-        lines.append(f"| {r['target']} | {r['precision']} | {r['artifact']} | {r['size_mb']:.2f} | {r['build_s']:.1f} | {r['runtime']} | "
+        lines.append(f"| {r['target']} | {r['precision']} | {r['artifact']} | {r['size_mb']:.2f} | {r['build_s']:.1f} "
+                     f"| {r['runtime']} | "
                      f"{r['images']} | {r['max_abs_diff']:.3g} | {r['agreement']:.2f} | {r['artifact_top1']:.2f} | "
                      f"{r['reference_top1']:.2f} ({r['reference']}) |")
     return "\n".join(lines)

@@ -48,7 +48,7 @@ ULTRALYTICS_FORMATS = {"onnx": "peer-ultralytics-onnx-int8.onnx", "openvino": "p
 
 
 def _version(name: str) -> str:
-    from edge_fgic.export.manifest import package_version
+    from edge_fgic.manifest import package_version
     return package_version(name)
 
 
@@ -66,7 +66,7 @@ def our_calibration_record(export_dir: Path) -> dict[str, Any]:
         side = export_dir / name
         if side.exists():
             q = json.loads(side.read_text()).get("quantization") or {}
-            rec = q.get("calibration") or (q.get("source_quantization") or {}).get("calibration")
+            rec = q.get("calibration") or ((q.get("details") or q).get("source_quantization") or {}).get("calibration")
             if rec:
                 return {**rec, "from": str(side)}
     for side in sorted(export_dir.glob("*int8*.json")):
@@ -83,7 +83,8 @@ def calibration_set(ckpt, data: str, recorded: dict[str, Any]) -> tuple[list[np.
     from edge_fgic.quant.nncf_quant import calibration_subset
     spec = parse_data_spec(data)
     train = open_split(spec, "train", eval_transform(ckpt.preprocess), progress=False)
-    picked, record = calibration_subset(train, int(recorded["images"]), int(recorded.get("seed", 0)), True, str(spec.path))
+    picked, record = calibration_subset(train, int(recorded["images"]), int(recorded.get("seed", 0)), True,
+                                        str(spec.path))
     if record["sha256"] != recorded.get("sha256"):
         raise SystemExit(f"calibration set differs from ours: {record['sha256']} here, {recorded.get('sha256')} in "
                          f"{recorded.get('from')} (different dataset copy or seed?)")
@@ -96,7 +97,8 @@ def calibration_set(ckpt, data: str, recorded: dict[str, Any]) -> tuple[list[np.
 def peer_manifest(base_sidecar: Path, artifact: Path, *, route: str, scheme: str, arguments: dict[str, Any],
                   converters: dict[str, str], calibration: dict[str, Any], input_over: dict[str, Any] | None = None,
                   io: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Our FP32 artifact's manifest, re-labelled for a peer INT8 artifact (preprocessing unchanged unless overridden)."""
+    """Our FP32 artifact's manifest, re-labelled for a peer INT8 artifact (preprocessing unchanged unless
+    overridden)."""
     m = copy.deepcopy(json.loads(base_sidecar.read_text()))
     m["artifact"] = {"file": artifact.name, "target": m["artifact"]["target"], "precision": "int8"}
     if input_over:
@@ -117,17 +119,19 @@ def write_sidecar(artifact: Path, manifest: dict[str, Any]) -> None:
     """As ``edge-fgic export`` does: the manifest into the artifact (ONNX metadata_props, OpenVINO rt_info, TFLite
     metadata; the peers inherit our FP32 artifact's embedded copy otherwise, which the runners check against the
     sidecar), then the sidecar with the SHA-256 of the final files. Only metadata changes, never the graph."""
-    from edge_fgic.export.manifest import dumps, sidecar_path
+    from edge_fgic.manifest import Manifest, dumps, sidecar_path
+    # what the embedders take (peer keys land in quantization.details)
+    typed = Manifest.from_dict(manifest, str(artifact))
     if artifact.suffix == ".onnx":
-        from edge_fgic.export.onnx_export import embed_onnx as embed
+        from edge_fgic.manifest.onnx import embed
     elif artifact.suffix == ".xml":
-        from edge_fgic.export.openvino_export import embed_openvino as embed
+        from edge_fgic.manifest.openvino import embed
     else:
-        from edge_fgic.export.tflite_export import embed_tflite as embed
+        from edge_fgic.manifest.tflite import embed
     if artifact.suffix == ".onnx":  # keep the peer tool's own producer name (embed_onnx writes ours)
         import onnx
         producer = onnx.load(str(artifact), load_external_data=False).producer_name
-        embed(artifact, manifest)
+        embed(artifact, typed)
         m = onnx.load(str(artifact))
         m.producer_name = producer
         for p in m.metadata_props:
@@ -135,7 +139,7 @@ def write_sidecar(artifact: Path, manifest: dict[str, Any]) -> None:
                 p.value = f"peer route: {manifest['quantization']['peer_route']} (not edge-fgic)"
         onnx.save(m, str(artifact))
     else:
-        embed(artifact, manifest)
+        embed(artifact, typed)
     files = [artifact] + ([artifact.with_suffix(".bin")] if artifact.suffix == ".xml" else [])
     side = {"sha256": {f.name: _sha(f) for f in files}, "size_bytes": sum(f.stat().st_size for f in files)}
     sidecar_path(artifact).write_text(dumps({**manifest, "files": side}) + "\n", encoding="utf-8")
@@ -145,7 +149,8 @@ def write_sidecar(artifact: Path, manifest: dict[str, Any]) -> None:
 
 
 def build_ort(export_dir: Path, out: Path, images: list[np.ndarray], calib: dict) -> list[dict]:
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
     import onnx
     fp32 = export_dir / "student-fp32.onnx"
@@ -165,7 +170,8 @@ def build_ort(export_dir: Path, out: Path, images: list[np.ndarray], calib: dict
     pre_s = time.perf_counter() - t0
     records = []
     for reduce_range, name, why in ((False, "peer-ort-quantize_static-int8.onnx", "ORT's advice for x86 with VNNI"),
-                                    (True, "peer-ort-quantize_static-rr-int8.onnx", "ORT's advice for x86 without VNNI")):
+                                    (True, "peer-ort-quantize_static-rr-int8.onnx",
+                                     "ORT's advice for x86 without VNNI")):
         dst = out / name
         args = {"quant_format": "QuantFormat.QDQ", "per_channel": True, "reduce_range": reduce_range,
                 "weight_type": "QuantType.QInt8", "activation_type": "QuantType.QUInt8",
@@ -193,8 +199,8 @@ def build_ort(export_dir: Path, out: Path, images: list[np.ndarray], calib: dict
 def build_nncf(export_dir: Path, out: Path, images: list[np.ndarray], calib: dict) -> list[dict]:
     import nncf
     import openvino as ov
-    from edge_fgic.quant.nncf_quant import _quiet_nncf
-    _quiet_nncf()
+    from edge_fgic.quiet import quiet_nncf
+    quiet_nncf()
     fp32 = export_dir / "student-fp32.xml"
     dst = out / "peer-nncf-ptq-openvino-int8.xml"
     t0 = time.perf_counter()
@@ -232,8 +238,10 @@ def build_aiedge(export_dir: Path, out: Path, images: list[np.ndarray], calib: d
     order = list(range(len(images)))
     shuffled = order[:]
     random.Random(0).shuffle(shuffled)
-    for name, idx, how in (("peer-aiedge-static-int8.tflite", order, "our calibration list in its order (sorted by file, so by class)"),
-                           ("peer-aiedge-static-shuffled-int8.tflite", shuffled, "our calibration list shuffled (random.Random(0))")):
+    for name, idx, how in (("peer-aiedge-static-int8.tflite", order,
+                            "our calibration list in its order (sorted by file, so by class)"),
+                           ("peer-aiedge-static-shuffled-int8.tflite", shuffled,
+                            "our calibration list shuffled (random.Random(0))")):
         dst = out / name
         t0 = time.perf_counter()
         with quiet_native_logs():
@@ -246,9 +254,10 @@ def build_aiedge(export_dir: Path, out: Path, images: list[np.ndarray], calib: d
         dst.write_bytes(model)
         ops = check_builtin_only(model, dst.name)
         io = _io_quantization(model)
-        args = {"call": "quantizer.Quantizer(fp32_tflite, recipe.static_wi8_ai8()); calibrate({signature: NHWC images}); "
-                        "quantize(calibration_result)", "recipe": "static_wi8_ai8 (defaults: int8 weights per channel, "
-                        "int8 activations, moving-average min/max; quantized graph input/output)", "signature": key,
+        args = {"call": "quantizer.Quantizer(fp32_tflite, recipe.static_wi8_ai8()); "
+                        "calibrate({signature: NHWC images}); quantize(calibration_result)",
+                "recipe": "static_wi8_ai8 (defaults: int8 weights per channel, "
+                          "int8 activations, moving-average min/max; quantized graph input/output)", "signature": key,
                 "calibration_order": how}
         m = peer_manifest(export_dir / "student-fp32.tflite.json", dst, route="ai-edge-quantizer static INT8",
                           scheme="ai-edge-quantizer recipe.static_wi8_ai8() on the FP32 .tflite, its own calibration "
@@ -257,7 +266,8 @@ def build_aiedge(export_dir: Path, out: Path, images: list[np.ndarray], calib: d
                                       "ai-edge-litert": _version("ai-edge-litert")},
                           calibration=calib, input_over={"dtype": io["input"]["dtype"]}, io=io, extra={"ops": ops})
         write_sidecar(dst, m)
-        records.append({"artifact": str(dst), "route": "aiedge", "seconds": round(secs, 2), "arguments": args, "io": io})
+        records.append({"artifact": str(dst), "route": "aiedge", "seconds": round(secs, 2), "arguments": args,
+                        "io": io})
     return records
 
 
@@ -403,8 +413,10 @@ def ultralytics_child(job: dict[str, Any]) -> None:
             conv = {"onnx": ["onnxruntime", "onnx", "onnxslim"], "openvino": ["openvino", "nncf"],
                     "litert": ["litert-torch", "ai-edge-quantizer", "ai-edge-litert"]}[fmt]
             from importlib.metadata import version
-            results[fmt] = {"status": "ok", "path": str(Path(path).resolve()), "seconds": round(time.perf_counter() - t0, 2),
-                            "arguments": {"call": f"YOLO('shim-cls.pt', task='classify').export(**kwargs)", "kwargs": kwargs},
+            results[fmt] = {"status": "ok", "path": str(Path(path).resolve()),
+                            "seconds": round(time.perf_counter() - t0, 2),
+                            "arguments": {"call": "YOLO('shim-cls.pt', task='classify').export(**kwargs)",
+                                          "kwargs": kwargs},
                             "scheme": ULTRALYTICS_SCHEMES[fmt], "version": ultralytics.__version__, "shim": shim_doc,
                             "imgsz": int(pre.input_size), "converters": {c: version(c) for c in conv}}
         except Exception as exc:

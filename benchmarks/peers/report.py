@@ -45,7 +45,8 @@ def who(name: str) -> str:
 
 
 def best_of(rows: list[dict], gate: float) -> tuple[dict, bool]:
-    """Among rows within the gate, those within TIE of the fastest p50, the highest agreement; else the most accurate."""
+    """Among rows within the gate, those within TIE of the fastest p50, the highest agreement; else the most
+    accurate."""
     ok = [r for r in rows if r["drop"] <= gate]
     if not ok:
         return max(rows, key=lambda r: r["top1"]), False
@@ -101,7 +102,8 @@ def main() -> int:
     cpu = m["cpu"]
     print(f"Reference: `{rep['config']['reference']}` (PyTorch FP32, top-1 {ref['top1']:.2f} %), "
           f"{rep['images']} {rep['config']['split']} images of `{rep['config']['data']}`; "
-          f"{rep['config']['threads']} threads, {rounds} interleaved rounds of {rep['config']['runs']} timed batch-1 runs.")
+          f"{rep['config']['threads']} threads, {rounds} interleaved rounds of {rep['config']['runs']} "
+          "timed batch-1 runs.")
     print(f"CPU: {cpu['model']}, {cpu['logical_cores']} logical cores; ISA: {', '.join(cpu['isa'])}. "
           f"Libraries: {', '.join(f'{k} {v}' for k, v in m['libraries'].items())}.\n")
     verdicts = []
@@ -146,7 +148,7 @@ def main() -> int:
     print("| runtime | INT8 | Δ top-1 [95 % CI] | agreement | p50 ms | speed-up vs FP32 |")
     print("|---|---|---|---:|---:|---|")
     for runtime, ours, best, so, sb, _ in verdicts:
-        for tag, r, s in (("ours", ours, so), (f"best peer", best, sb)):
+        for tag, r, s in (("ours", ours, so), ("best peer", best, sb)):
             print(f"| {runtime} | {tag}: `{r['name']}` | {fmt_drop(r)} | {r['agreement']:.2f} % | "
                   f"{r['latency_ms']['p50']:.3f} | {s[0]:.2f}× [{s[1]:.2f}, {s[2]:.2f}] |")
     print()

@@ -1,7 +1,8 @@
 """Measure every machine-dependent runtime default on this CPU, and what the toolkit's explicit request
 changes (the table in benchmarks/portability.md).
 
-    .venv/bin/python benchmarks/portability/defaults.py runs/demo/export --out benchmarks/portability/defaults-<cpu>.json
+    .venv/bin/python benchmarks/portability/defaults.py runs/demo/export \\
+        --out benchmarks/portability/defaults-<cpu>.json
 
 Each probe runs in a process of its own where an environment variable (ONEDNN_MAX_CPU_ISA,
 ATEN_CPU_CAPABILITY) must be set before the runtime loads. Inputs: the demo's exported FP32 / INT8
@@ -27,12 +28,10 @@ HERE = Path(__file__).resolve()
 def _images(export: Path, n: int) -> tuple[np.ndarray, dict]:
     from edge_fgic.data.datasets import open_split, parse_data_spec
     from edge_fgic.data.transforms import PreprocessConfig, eval_transform
-    from edge_fgic.export.manifest import read_manifest
+    from edge_fgic.manifest import read_manifest
     m = read_manifest(export / "student-fp32.onnx")
-    i = m["input"]
-    pre = PreprocessConfig(input_size=i["input_size"], mean=tuple(i["mean"]), std=tuple(i["std"]),
-                           interpolation=i["interpolation"], crop_pct=i["crop_pct"])
-    ds = open_split(parse_data_spec(m["source"]["data"]), "val", eval_transform(pre), progress=False)
+    pre = PreprocessConfig(**m.input.preprocess())
+    ds = open_split(parse_data_spec(m.source["data"]), "val", eval_transform(pre), progress=False)
     idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int)
     return np.stack([ds[int(k)][0].numpy() for k in idx]).astype(np.float32), m
 
@@ -58,11 +57,13 @@ def probe(name: str, spec: dict) -> dict:
                 except Exception as exc:  # noqa: BLE001 - a crash is a finding
                     out[f"{art}:{label}"] = {"error": str(exc).strip().splitlines()[-1][:200]}
                     continue
-                y = np.concatenate([c.create_infer_request().infer({0: x[k:k + 1]})[c.output(0)] for k in range(len(x))])
+                y = np.concatenate([c.create_infer_request().infer({0: x[k:k + 1]})[c.output(0)]
+                                    for k in range(len(x))])
                 np.save(spec["images"].replace(".npy", f"-{name}-{art}-{label}.npy"), y)
                 s = compiled_summary(c)
                 out[f"{art}:{label}"] = {"hint": ov_precision(c.get_property("INFERENCE_PRECISION_HINT")),
-                                         "dynamic_quantization_group_size": int(c.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE")),
+                                         "dynamic_quantization_group_size":
+                                             int(c.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE")),
                                          "threads": int(c.get_property("INFERENCE_NUM_THREADS")),
                                          "compute_precisions": s["compute_precisions"], "kernels": s["kernels"]}
         try:
@@ -91,8 +92,10 @@ def probe(name: str, spec: dict) -> dict:
         from edge_fgic.runtime.litert_runner import delegation
         out = {}
         for art in ("student-fp32.tflite", "student-int8.tflite"):
-            for label, kw in (("default", {}), ("no-default-delegates",
-                                                {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES})):
+            for label, kw in (("default", {}),
+                              ("no-default-delegates",
+                               {"experimental_op_resolver_type":
+                                OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES})):
                 with quiet_native_logs():
                     it = Interpreter(model_path=str(export / art), num_threads=2, **kw)
                     it.allocate_tensors()
@@ -170,20 +173,23 @@ def main() -> int:
     from edge_fgic.bench.sysinfo import cpu_info
     export = Path(a.export).resolve()
     x, m = _images(export, a.images)
-    from edge_fgic.export.manifest import read_manifest
-    int8_ckpt = read_manifest(export / "student-int8.onnx")["source"]["checkpoint"]
+    from edge_fgic.manifest import read_manifest
+    int8_ckpt = read_manifest(export / "student-int8.onnx").source["checkpoint"]
     with tempfile.TemporaryDirectory(prefix="portability-") as tmp:
         work = Path(tmp)
         np.save(work / "x.npy", x)
         spec = work / "spec.json"
-        spec.write_text(json.dumps({"export": str(export), "fp32_ckpt": m["source"]["checkpoint"], "int8_ckpt": int8_ckpt}))
+        spec.write_text(json.dumps({"export": str(export), "fp32_ckpt": m.source["checkpoint"],
+                                    "int8_ckpt": int8_ckpt}))
         levels = isa_levels_here()
-        res: dict = {"cpu": cpu_info(), "python": platform.python_version(), "images": int(len(x)), "isa_levels": levels}
+        res: dict = {"cpu": cpu_info(), "python": platform.python_version(), "images": int(len(x)),
+                     "isa_levels": levels}
         res["torch"] = {"native": _child("torch", spec, {}, "torch")}
         ref = np.load(work / "x-torch-torch.npy")
         ref8 = np.load(work / "x-torch-torch-int8.npy")
         res["torch"]["native"]["bf16_vs_f32"] = _cmp(np.load(work / "x-torch-torch-bf16.npy"), ref)
-        for env in ({"ATEN_CPU_CAPABILITY": "avx2"}, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}):
+        for env in ({"ATEN_CPU_CAPABILITY": "avx2"}, {"ONEDNN_MAX_CPU_ISA": "AVX2"},
+                    {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}):
             tag = "torch-" + "-".join(env.values())
             r = _child("torch", spec, env, tag)
             if "error" not in r:

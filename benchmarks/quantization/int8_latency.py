@@ -6,11 +6,13 @@ For each FP32 student checkpoint and its INT8 (NNCF) checkpoints this script exp
     zero-point 128 for onnxruntime on x86, which is exact),
 then times batch-1 inference with onnxruntime and OpenVINO at 1 and 2 threads (5 rounds,
 every artifact of a student timed once per round, back to back; latency = median of the
-round medians, speed-up = median of the per-round FP32/INT8 ratios), and runs the INT8 graphs over the val split to check top-1 and agreement
-with the NNCF model. The teacher's PyTorch eager FP32 latency is timed in the same run.
+round medians, speed-up = median of the per-round FP32/INT8 ratios), and runs the INT8 graphs over the
+val split to check top-1 and agreement with the NNCF model. The teacher's PyTorch eager FP32 latency is
+timed in the same run.
 
     .venv/bin/python benchmarks/quantization/int8_latency.py --teacher runs/o17-teacher/best.pt \
-        --student runs/o17-bnrelu-kd/best.pt runs/o17-bnrelu-kd-qat runs/o17-bnrelu-kd-ptq ... --out benchmarks/quantization/o17.json
+        --student runs/o17-bnrelu-kd/best.pt runs/o17-bnrelu-kd-qat runs/o17-bnrelu-kd-ptq ... \
+        --out benchmarks/quantization/o17.json
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def time_interleaved(paths: dict[str, str], size: int, runs: int, rounds: int = 
         runners = {}
         for name, p in paths.items():
             s, r = ort_session(p, th), ov_model(p, th)
-            runners[name] = {f"ort_{th}t": (lambda s=s: s.run(None, {"input": x})), f"ov_{th}t": (lambda r=r: r.infer({0: x}))}
+            runners[name] = {f"ort_{th}t": (lambda s=s: s.run(None, {"input": x})),
+                             f"ov_{th}t": (lambda r=r: r.infer({0: x}))}
         for _ in range(rounds):
             for name, fns in runners.items():
                 for key, fn in fns.items():
@@ -88,7 +91,8 @@ def main() -> None:
     from edge_fgic.data.transforms import eval_transform
     from edge_fgic.models import load_model
     from edge_fgic.models.fuse import fuse_for_deploy
-    from edge_fgic.quant.onnx_qdq import check_tensorrt_qdq, export_fp32, export_qdq
+    from edge_fgic.export.onnx_export import export_float
+    from edge_fgic.quant.onnx_qdq import check_tensorrt_qdq, export_qdq
     import onnx
     import onnxruntime
     import openvino
@@ -102,7 +106,8 @@ def main() -> None:
     labels = np.array(val.targets)
     x1 = torch.zeros(1, 3, size, size)
     report = {"machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
-                          "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "openvino": openvino.__version__},
+                          "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+                          "openvino": openvino.__version__},
               "input_size": size, "val_images": len(val), "runs": a.runs, "teacher": {}, "students": []}
     with torch.inference_mode():
         for th in (1, 2):
@@ -117,15 +122,17 @@ def main() -> None:
     with torch.inference_mode():
         for th in (1, 2):
             torch.set_num_threads(th)
-            report["teacher"][f"convnext_tiny_torch_{th}t"] = _median_ms(lambda: tiny(x1), max(20, a.runs // 4), warmup=5)
+            report["teacher"][f"convnext_tiny_torch_{th}t"] = _median_ms(lambda: tiny(x1), max(20, a.runs // 4),
+                                                                         warmup=5)
         torch.set_num_threads(2)
-    del tiny
+    tiny = None  # free it before the exports
     tmp = Path(tempfile.mkdtemp(prefix="int8lat-"))
     for gi, group in enumerate(a.student):
         fp_path, runs = group[0], group[1:]
         fp, fck = load_model(fp_path)
         fused = fuse_for_deploy(fp)
-        onnx_fp = export_fp32(fused, tmp / f"g{gi}-fp32.onnx", size)
+        onnx_fp = str(tmp / f"g{gi}-fp32.onnx")
+        export_float(fused, Path(onnx_fp), size)  # what `edge-fgic export --target onnx` writes
         with torch.inference_mode():
             fp_logits = fused(images).numpy()
         entry = {"checkpoint": fp_path, "variant": fck.train_config.get("variant"),

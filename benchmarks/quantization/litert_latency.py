@@ -68,7 +68,8 @@ def main() -> None:
         fp_tfl = tmp / "fp32.tflite"
         litert_torch.convert(model, (x,)).export(str(fp_tfl))
         exported = torch.export.export(model, (x,)).module()
-        quantizer = pt2e_quantizer.PT2EQuantizer().set_global(pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
+        quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+            pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
         prepared = quantize_pt2e.prepare_pt2e(exported, quantizer)
         with torch.no_grad():
             for c in calib:
@@ -100,7 +101,8 @@ def main() -> None:
                 p.append(int(it.get_tensor(out["index"]).argmax()))
             preds[name] = np.array(p)
         y = np.array(val.targets)
-        entry.update(fp32_top1=float(100 * (preds["fp32"] == y).mean()), int8_top1=float(100 * (preds["int8"] == y).mean()),
+        entry.update(fp32_top1=float(100 * (preds["fp32"] == y).mean()),
+                     int8_top1=float(100 * (preds["int8"] == y).mean()),
                      agreement=float(100 * (preds["fp32"] == preds["int8"]).mean()))
         print(json.dumps(entry))
         report["students"].append(entry)

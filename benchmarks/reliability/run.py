@@ -62,10 +62,12 @@ ENV.pop("EDGE_FGIC_DEBUG", None)
 class Run:
     args: list[str]                      # after `python -m edge_fgic`
     expect: str                          # succeed | skip-warn | refuse | either
-    out: Path | None = None              # output folder/file the command would create (leftover if a failure creates it)
+    # output folder/file the command would create (leftover if a failure creates it)
+    out: Path | None = None
     watch: list[Path] = field(default_factory=list)  # folders scanned for leftovers (the case folder is always scanned)
     check: Callable[[subprocess.CompletedProcess], str | None] | None = None  # extra check -> problem or None
-    report_ok: str | None = None         # for refuse: a non-zero exit with this text in the output and no traceback is clean
+    # for refuse: a non-zero exit with this text in the output and no traceback is clean
+    report_ok: str | None = None
     timeout: float = 90
     kill_after: str | float | None = None  # SIGKILL: seconds, or a text to wait for on stdout/stderr, then kill
     note: str = ""
@@ -108,7 +110,8 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def bomb_png(w=60000, h=60000) -> bytes:
-    """A valid PNG header claiming 3.6 G pixels (PIL's DecompressionBombError threshold is 2 x 89 M) with a tiny body."""
+    """A valid PNG header claiming 3.6 G pixels (PIL's DecompressionBombError threshold is 2 x 89 M)
+    with a tiny body."""
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)  # 8-bit grayscale
     idat = zlib.compress(b"\x00" * 1024)
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
@@ -221,7 +224,8 @@ class S:  # shared artifacts, filled by setup()
 
 
 def sh(args: list[str], timeout=300) -> subprocess.CompletedProcess:
-    p = subprocess.run([PY, "-m", "edge_fgic", *args], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run([PY, "-m", "edge_fgic", *args], cwd=REPO, env=ENV, capture_output=True, text=True,
+                       timeout=timeout)
     if p.returncode != 0:
         raise SystemExit(f"setup failed: edge-fgic {' '.join(args)}\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
     return p
@@ -232,11 +236,15 @@ def setup(root: Path, with_tflite=True) -> None:
     S.data_b = make_dataset(root / "setup" / "data_b", classes=4, seed=5)
     S.run_a, S.run_b = root / "setup" / "run_a", root / "setup" / "run_b"
     with cf.ThreadPoolExecutor(2) as ex:
-        fa = ex.submit(sh, ["train", "--data", str(S.data), "--set", TINY, *TRAIN_COMMON, "--no-eval", "--out", str(S.run_a)])
-        fb = ex.submit(sh, ["train", "--data", str(S.data_b), "--set", TINY_B, *TRAIN_COMMON, "--no-eval", "--out", str(S.run_b)])
+        fa = ex.submit(sh, ["train", "--data", str(S.data), "--set", TINY, *TRAIN_COMMON, "--no-eval",
+                            "--out", str(S.run_a)])
+        fb = ex.submit(sh, ["train", "--data", str(S.data_b), "--set", TINY_B, *TRAIN_COMMON, "--no-eval",
+                            "--out", str(S.run_b)])
         fa.result(), fb.result()
-        e = [ex.submit(sh, ["export", "-m", str(S.run_a / "best.pt"), "--out", str(root / "setup" / "exp_a"), "--threads", "1"]),
-             ex.submit(sh, ["export", "-m", str(S.run_b / "best.pt"), "--out", str(root / "setup" / "exp_b"), "--threads", "1"])]
+        e = [ex.submit(sh, ["export", "-m", str(S.run_a / "best.pt"), "--out", str(root / "setup" / "exp_a"),
+                            "--threads", "1"]),
+             ex.submit(sh, ["export", "-m", str(S.run_b / "best.pt"), "--out", str(root / "setup" / "exp_b"),
+                            "--threads", "1"])]
         if with_tflite:
             e.append(ex.submit(sh, ["export", "-m", str(S.run_a / "best.pt"), "--target", "tflite",
                                     "--out", str(root / "setup" / "exp_tfl"), "--threads", "1"]))
@@ -282,11 +290,12 @@ def image_case(kind: str, bad: bool) -> Case:
         loose = d / name
         loose.write_bytes(blob)
         n_val = 12 + (0 if bad else 1)
-        runs = [Run(["datasets", str(data), "--verify"], "refuse" if bad else "succeed", report_ok=name if bad else None)]
+        runs = [Run(["datasets", str(data), "--verify"], "refuse" if bad else "succeed",
+                    report_ok=name if bad else None)]
         if bad:
             runs.append(Run(predict(S.onnx, loose), "refuse"))
-            runs.append(Run(predict(S.onnx, data / "val", out=d / "pred.jsonl", extra=["--skip-bad-images"]), "skip-warn",
-                            check=jsonl_count(d / "pred.jsonl", 12)))
+            runs.append(Run(predict(S.onnx, data / "val", out=d / "pred.jsonl", extra=["--skip-bad-images"]),
+                            "skip-warn", check=jsonl_count(d / "pred.jsonl", 12)))
             runs.append(Run(["eval", "-m", str(S.run_a / "best.pt"), "--data", str(data), "--gradcam", "0",
                              "--out", str(d / "eval")], "refuse", out=d / "eval"))
         else:
@@ -375,11 +384,12 @@ def dataset_cases() -> list[Case]:
         (data / "train" / "class0" / "meta.json").write_text("{}")
 
     def loop_predict(d: Path, data: Path) -> list[Run]:
-        return [Run(predict(S.onnx, data / "val", out=d / "pred.jsonl"), "succeed", check=jsonl_count(d / "pred.jsonl", 12),
-                    timeout=60)]
+        return [Run(predict(S.onnx, data / "val", out=d / "pred.jsonl"), "succeed",
+                    check=jsonl_count(d / "pred.jsonl", 12), timeout=60)]
 
     def hidden_predict(d: Path, data: Path) -> list[Run]:
-        return [Run(predict(S.onnx, data / "val", out=d / "pred.jsonl"), "succeed", check=jsonl_count(d / "pred.jsonl", 12))]
+        return [Run(predict(S.onnx, data / "val", out=d / "pred.jsonl"), "succeed",
+                    check=jsonl_count(d / "pred.jsonl", 12))]
 
     def empty_predict(d: Path, data: Path) -> list[Run]:
         return [Run(predict(S.onnx, data / "val", out=d / "pred.jsonl"), "refuse", out=d / "pred.jsonl")]
@@ -394,9 +404,12 @@ def dataset_cases() -> list[Case]:
                 extra_runs=loop_predict),
         ds_case("hidden-files", ".DS_Store, ._0.jpg AppleDouble, .hidden/, Thumbs.db", hidden, "succeed", "succeed",
                 extra_runs=hidden_predict),
-        ds_case("no-splits", "class folders directly under the root (no train/val/test)", no_splits, "refuse", "refuse"),
-        ds_case("dangling-symlink", "class0/gone.jpg -> /nonexistent", dangling, "refuse", "refuse", ds_report="gone.jpg"),
-        ds_case("unicode-names", "class and file names with accents, spaces, emoji", unicode_names, "succeed", "succeed"),
+        ds_case("no-splits", "class folders directly under the root (no train/val/test)", no_splits,
+                "refuse", "refuse"),
+        ds_case("dangling-symlink", "class0/gone.jpg -> /nonexistent", dangling, "refuse", "refuse",
+                ds_report="gone.jpg"),
+        ds_case("unicode-names", "class and file names with accents, spaces, emoji", unicode_names,
+                "succeed", "succeed"),
         ds_case("only-train", "no val and no test split", only_train, "either", "either"),
         ds_case("non-image-files", "notes.txt and meta.json inside a class folder", nonimage_ext, "succeed", "succeed"),
         Case("dataset/missing-path", "datasets", lambda d: [
@@ -512,8 +525,8 @@ def artifact_cases() -> list[Case]:
 
     cases = [
         mk("random-bytes-no-sidecar", "random bytes in a .onnx, no manifest", lambda d: random_onnx(d, False)),
-        mk("random-bytes-with-sidecar", "random bytes in a .onnx beside its real manifest", lambda d: random_onnx(d, True),
-           bench=True),
+        mk("random-bytes-with-sidecar", "random bytes in a .onnx beside its real manifest",
+           lambda d: random_onnx(d, True), bench=True),
         mk("truncated-onnx", "half of the .onnx", truncated(S.onnx)),
         mk("zero-bytes-onnx", "empty .onnx with its manifest", zero),
         mk("edited-sidecar-classes", "manifest's class list reversed", edited_sidecar(swap_classes)),
@@ -616,10 +629,12 @@ def checkpoint_cases() -> list[Case]:
         shutil.copy2(S.run_b / "last.pt", run / "last.pt")  # another model's last.pt (4 classes, other dims)
         return [
             Run(train(S.data, run, ["--resume"]), "refuse", timeout=120, note="last.pt of another model"),
-            Run(["eval", "-m", str(S.run_b / "best.pt"), "--data", str(S.data), "--gradcam", "0", "--out", str(d / "eval")],
+            Run(["eval", "-m", str(S.run_b / "best.pt"), "--data", str(S.data), "--gradcam", "0",
+                 "--out", str(d / "eval")],
                 "refuse", out=d / "eval", note="4-class checkpoint on the 6-class dataset"),
             Run(["export", "-m", str(S.run_b / "best.pt"), "--data", str(S.data), "--out", str(d / "export"),
-                 "--threads", "1"], "refuse", out=d / "export", note="4-class checkpoint proved on the 6-class dataset"),
+                 "--threads", "1"], "refuse", out=d / "export",
+                note="4-class checkpoint proved on the 6-class dataset"),
             Run(["bench", str(S.onnx), "--reference", str(S.run_b / "best.pt"), "--data", str(S.data), "--runs", "10",
                  "--max-images", "6", "--threads", "1", "--out", str(d / "bench")], "refuse", timeout=120,
                 note="reference checkpoint of another model"),
@@ -630,10 +645,12 @@ def checkpoint_cases() -> list[Case]:
         ck("zero-bytes", "empty best.pt", zero),
         ck("random-bytes", "100 kB of random bytes as best.pt", rand),
         ck("malicious-pickle", "a plain pickle whose __reduce__ runs `touch PWNED`", evil, check=pwned),
-        ck("malicious-torch-save", "torch.save of an object whose __reduce__ runs `touch PWNED`", evil_zip, check=pwned),
+        ck("malicious-torch-save", "torch.save of an object whose __reduce__ runs `touch PWNED`", evil_zip,
+           check=pwned),
         ck("plain-state-dict", "torch.save({'w': tensor})", state_dict),
         ck("onnx-named-pt", "an ONNX file named best.pt", onnx_as_pt),
-        Case("checkpoint/another-model", "checkpoints", other_model, "last.pt / best.pt of a 4-class model with other dims"),
+        Case("checkpoint/another-model", "checkpoints", other_model,
+             "last.pt / best.pt of a 4-class model with other dims"),
     ]
 
 
@@ -742,7 +759,8 @@ def kill_cases() -> list[Case]:
         return a, a, d / "export"
 
     def ex_tfl(d):
-        a = ["export", "-m", str(S.run_a / "best.pt"), "--target", "tflite", "--out", str(d / "export"), "--threads", "1"]
+        a = ["export", "-m", str(S.run_a / "best.pt"), "--target", "tflite", "--out", str(d / "export"),
+             "--threads", "1"]
         return a, a, d / "export"
 
     def be(d):
@@ -813,8 +831,9 @@ def execute(run: Run, case_dir: Path) -> dict:
             rc, stdout, stderr = p.returncode, p.stdout, p.stderr
         except subprocess.TimeoutExpired as e:
             timed_out = True
-            rc, stdout, stderr = None, (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or ""), \
-                (e.stderr or b"").decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
+            rc, stdout, stderr = (None,
+                                  (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or ""),
+                                  (e.stderr or b"").decode() if isinstance(e.stderr, bytes) else (e.stderr or ""))
         problem = None
         cp = subprocess.CompletedProcess(cmd, rc, stdout, stderr)
         if timed_out:
@@ -840,7 +859,8 @@ def execute(run: Run, case_dir: Path) -> dict:
             else:
                 outcome = "clean error"
             if outcome in ("clean error", "unclean error") and "this is a bug in edge-fgic" in stderr:
-                outcome, problem = "unclean error", "the catch-all 'unexpected <Exception>' error (a bug by its own words)"
+                outcome, problem = ("unclean error",
+                                    "the catch-all 'unexpected <Exception>' error (a bug by its own words)")
             elif outcome == "unclean error":
                 problem = f"stderr has {len([x for x in stderr.splitlines() if x.strip()])} lines, not one error: line"
         if run.check and not timed_out and outcome != "traceback":
@@ -870,7 +890,8 @@ def run_case(case: Case, root: Path) -> dict:
     except Skip as e:
         return dict(name=case.name, group=case.group, what=case.what, skipped=str(e), runs=[])
     except Exception as e:  # a bug of the suite, not of edge-fgic: report it, keep going
-        return dict(name=case.name, group=case.group, what=case.what, skipped=f"suite error building the case: {e!r}", runs=[])
+        return dict(name=case.name, group=case.group, what=case.what, skipped=f"suite error building the case: {e!r}",
+                    runs=[])
     results = []
     for r in runs:
         res = execute(r, d)
@@ -914,13 +935,15 @@ def write_report(results: list[dict], root: Path, meta: dict) -> None:
          "- models: tiny ConvNeXt (`TINY` = `--set '" + TINY + "'`, 6 classes, 32 px, 1 epoch) and a 4-class "
          "`TINY_B` (`" + TINY_B + "`); ONNX" + (" + TFLite" if meta["tflite"] else "") + " exports of them. "
          "Paths below are relative to the suite's scratch folder (`setup/`, `cases/<case>/`).", "",
-         "Outcomes: **ok** = expected success; **clean error** = expected refusal, exit != 0 and stderr is one `error:` line "
-         "(for `datasets --verify`, which reports, the bad file named); **traceback**; **unclean error** = refusal without a "
-         "traceback but not one `error:` line; **wrong outcome** = exit 0 where it should refuse, a refused valid input, a "
-         "failed extra check (prediction count, pickle payload ran) or a hang; **leftovers** (counted apart) = new hidden "
-         "/ .tmp / .part / lock files or an output folder a failed command created.", "",
+         "Outcomes: **ok** = expected success; **clean error** = expected refusal, exit != 0 and stderr is one "
+         "`error:` line (for `datasets --verify`, which reports, the bad file named); **traceback**; "
+         "**unclean error** = refusal without a traceback but not one `error:` line; **wrong outcome** = exit 0 "
+         "where it should refuse, a refused valid input, a failed extra check (prediction count, pickle payload "
+         "ran) or a hang; **leftovers** (counted apart) = new hidden / .tmp / .part / lock files or an output "
+         "folder a failed command created.", "",
          "## Summary", "",
-         "| cases | runs | ok | clean errors | tracebacks | unclean errors | wrong outcomes | killed (SIGKILL) | runs with leftovers |",
+         "| cases | runs | ok | clean errors | tracebacks | unclean errors | wrong outcomes | killed (SIGKILL) "
+         "| runs with leftovers |",
          "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
          f"| {len(results) - len(skipped)} | {len(runs)} | {cnt('ok')} | {cnt('clean error')} | {cnt('traceback')} | "
          f"{cnt('unclean error')} | {cnt('wrong outcome')} | {cnt('killed')} | {n_left} |", ""]
@@ -929,12 +952,13 @@ def write_report(results: list[dict], root: Path, meta: dict) -> None:
     groups = {}
     for c in results:
         groups.setdefault(c["group"], []).append(c)
-    L += ["| group | cases | runs | ok | clean | traceback | unclean | wrong | leftovers |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    L += ["| group | cases | runs | ok | clean | traceback | unclean | wrong | leftovers |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for g, cs in groups.items():
         rs = [r for c in cs for r in c["runs"]]
         f = lambda o: sum(1 for r in rs if r["outcome"] == o)
-        L.append(f"| {g} | {len(cs)} | {len(rs)} | {f('ok')} | {f('clean error')} | {f('traceback')} | {f('unclean error')} | "
-                 f"{f('wrong outcome')} | {sum(1 for r in rs if r['leftovers'])} |")
+        L.append(f"| {g} | {len(cs)} | {len(rs)} | {f('ok')} | {f('clean error')} | {f('traceback')} | "
+                 f"{f('unclean error')} | {f('wrong outcome')} | {sum(1 for r in rs if r['leftovers'])} |")
     bad = [(c, r) for c in results for r in c["runs"] if r["outcome"] in ("traceback", "unclean error", "wrong outcome")
            or r["leftovers"]]
     L += ["", "## Findings (tracebacks, unclean errors, wrong outcomes, leftovers)", ""]
@@ -946,7 +970,8 @@ def write_report(results: list[dict], root: Path, meta: dict) -> None:
         L.append(f"  - `{fmt_cmd(r['args'], root)}`")
         if r["outcome"] != "ok" and r["error"]:
             L.append(f"  - last line: `{r['error'][:200]}`")
-    L += ["", "## Every run", "", "| case | command | expected | outcome | rc | s | error line / note |", "|---|---|---|---|---:|---:|---|"]
+    L += ["", "## Every run", "", "| case | command | expected | outcome | rc | s | error line / note |",
+          "|---|---|---|---|---:|---:|---|"]
     for c in results:
         for r in c["runs"]:
             msg = r.get("problem") or ""
@@ -955,19 +980,21 @@ def write_report(results: list[dict], root: Path, meta: dict) -> None:
             if r.get("leftovers"):
                 msg += (" — " if msg else "") + "LEFTOVERS: " + ", ".join(r["leftovers"])
             if r.get("leftovers_after_kill"):
-                msg += (" — " if msg else "") + "after kill: " + ", ".join(os.path.basename(x) for x in r["leftovers_after_kill"])
+                msg += (" — " if msg else "") + "after kill: " + ", ".join(os.path.basename(x)
+                                                                          for x in r["leftovers_after_kill"])
             if r.get("note"):
                 msg = f"({r['note']}) " + msg
             msg = msg.replace("|", "\\|").replace("\n", " ")
             if len(msg) > 160:
                 msg = msg[:157] + "..."
             cmd = fmt_cmd(r["args"], root).replace("|", "\\|")
-            L.append(f"| {c['name']} | `{cmd}` | {r['expect']} | {r['outcome']} | {r['rc']} | {r['wall_s']:.1f} | {msg} |")
+            L.append(f"| {c['name']} | `{cmd}` | {r['expect']} | {r['outcome']} | {r['rc']} | "
+                     f"{r['wall_s']:.1f} | {msg} |")
         if c.get("skipped"):
             L.append(f"| {c['name']} | — | — | skipped | | | {c['skipped']} |")
     L += ["", "Raw results (with stderr tails of every non-clean run): `benchmarks/reliability/results.json`. "
-          "Rerun: `.venv/bin/python benchmarks/reliability/run.py` (a scratch folder in /tmp, removed afterwards unless --out "
-          "is given).", ""]
+          "Rerun: `.venv/bin/python benchmarks/reliability/run.py` (a scratch folder in /tmp, removed afterwards "
+          "unless --out is given).", ""]
     (HERE.parent / "reliability.md").write_text("\n".join(L))
 
 
@@ -1019,11 +1046,15 @@ def main() -> int:
             for fut in cf.as_completed([ex.submit(run_case, c, root) for c in par]):
                 r = fut.result()
                 results.append(r)
-                print(f"{r['name']:45s} " + (r.get("skipped") or " ".join(x["outcome"].replace(" ", "-") + ("+LEFTOVERS" if x["leftovers"] else "") for x in r["runs"])), flush=True)
+                print(f"{r['name']:45s} " + (r.get("skipped") or " ".join(
+                    x["outcome"].replace(" ", "-") + ("+LEFTOVERS" if x["leftovers"] else "") for x in r["runs"])),
+                      flush=True)
         for c in ser:
             r = run_case(c, root)
             results.append(r)
-            print(f"{r['name']:45s} " + " ".join(x["outcome"].replace(" ", "-") + ("+LEFTOVERS" if x["leftovers"] else "") for x in r["runs"]), flush=True)
+            print(f"{r['name']:45s} " + " ".join(
+                x["outcome"].replace(" ", "-") + ("+LEFTOVERS" if x["leftovers"] else "") for x in r["runs"]),
+                  flush=True)
         results.sort(key=lambda r: order[r["name"]])
         cmd = "python benchmarks/reliability/run.py" + (f" --out {a.out}" if a.out else "") + \
             (f" --only {a.only}" if a.only else "") + (" --no-tflite" if a.no_tflite else "")

@@ -45,10 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     rounds = int(rep["config"].get("rounds") or 1)
     rows = [r for r in rep["rows"] if r.get("status") == "ok" and not r.get("variant")]
     m = (rep.get("machine") or {}).get("cpu") or {}
-    print(f"Machine: {m.get('model', '?')}, {m.get('logical_cores', '?')} cores; ISA {', '.join(m.get('isa', []) or []) or '?'}; "
+    print(f"Machine: {m.get('model', '?')}, {m.get('logical_cores', '?')} cores; "
+          f"ISA {', '.join(m.get('isa', []) or []) or '?'}; "
           f"{rep['config'].get('threads')} threads, "
           f"batch 1, {rounds} interleaved rounds; {rep['images']} val images.\n")
-    print("| model | runtime | precision | top-1 % | INT8 Δ vs own FP32 (pt) | p50 ms | INT8 speed-up | size MB | ran as (read back) |")
+    print("| model | runtime | precision | top-1 % | INT8 Δ vs own FP32 (pt) | p50 ms | INT8 speed-up | size MB "
+          "| ran as (read back) |")
     print("|---|---|---|---|---|---|---|---|---|")
     pareto = []
     for ext, runtime in [(".pt", "PyTorch (eager)"), *RUNTIME.items()]:
@@ -67,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                     if len(f50) == len(p50s):
                         ratios = [a / b for a, b in zip(f50, p50s)]
                         speed = f"{np.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
-                print(f"| {model} | {runtime} | {r.get('precision')} | {r['top1']:.2f} | {delta} | {p50:.3f} | {speed} | "
+                print(f"| {model} | {runtime} | {r.get('precision')} | {r['top1']:.2f} | {delta} | {p50:.3f} "
+                      f"| {speed} | "
                       f"{r.get('size_mb', 0):.2f} | {ran_as(r) if ext != '.pt' else 'torch'} |")
                 pareto.append((p50, r["top1"], f"{model}, {runtime}, {r.get('precision')}"))
     front, best = [], -1.0

@@ -15,9 +15,10 @@ on N images of a split, first natively on this x86 host, then on each emulated C
 
 Per artifact x CPU it records the top-1 agreement with the native x86 run, the max |Δ logit|, the
 runner's execution record (what the runtime was asked for and what it reports it ran; OpenVINO's
-compiled kernel names) and the emulated wall time. Writes ``arm64.json`` and ``arm64.md``. Emulated timings say nothing about a real core: numerics only.
+compiled kernel names) and the emulated wall time. Writes ``arm64.json`` and ``arm64.md``. Emulated
+timings say nothing about a real core: numerics only.
 
-Longer than ~400 lines because one module holds the three parts that change together: the x86-side
+Size: longer than ~400 lines because one module holds the three parts that change together: the x86-side
 preparation, the qemu orchestration for both architectures, and the report (json + markdown).
 
 Images are preprocessed here with the project's dataset readers and each artifact's manifest
@@ -42,6 +43,9 @@ from typing import Any
 
 import numpy as np
 
+from ..metrics import agreement
+from ..targets import TARGETS
+
 REPO = Path(__file__).resolve().parents[2]
 X86 = "x86-64:"  # prefix of the emulated x86 CPUs: x86-64:<qemu-x86_64 -cpu model>
 # emulated CPU -> what it stands for
@@ -56,7 +60,8 @@ CPUS = {"cortex-a57": "Jetson Nano (Cortex-A57, ARMv8.0, no fp16 arithmetic, no 
         X86 + "SandyBridge": "AVX without AVX2/FMA (Sandy/Ivy Bridge Xeons)"}
 # what `make arm64` runs (SandyBridge: on request, --cpus)
 DEFAULT_CPUS = ["cortex-a57", "neoverse-n1", "cortex-a55", "cortex-a710", X86 + "Haswell-v4", X86 + "Nehalem"]
-SUFFIXES = (".onnx", ".tflite", ".xml")
+# the CPU artifacts (not TensorRT engines): from the target table
+SUFFIXES = tuple(sfx for t in TARGETS.values() if not t.needs_gpu for sfx in t.suffixes)
 DEFAULT_CACHE = REPO / ".cache" / "arm64"
 SETUP = "benchmarks/portability/arm64/setup.sh"
 # variables that would cap or steer a runtime's ISA dispatch: dropped on the native and emulated x86 sides
@@ -89,7 +94,8 @@ def load_setup(cache: Path = DEFAULT_CACHE, cpus: list[str] | None = None) -> di
     if "arm64" in families:
         major = int(str(s.get("qemu_version") or "0").split(".")[0] or 0)
         if major < 8:
-            raise EmulationError(f"qemu-aarch64 {s.get('qemu_version')}: need >= 8 (7.2 crashes in onnxruntime/LiteRT's cpuinfo)")
+            raise EmulationError(f"qemu-aarch64 {s.get('qemu_version')}: need >= 8 "
+                                 "(7.2 crashes in onnxruntime/LiteRT's cpuinfo)")
         for key in ("qemu", "python", "site"):
             if not Path(s[key]).exists():
                 raise EmulationError(f"{s[key]}: missing; rerun {SETUP}")
@@ -158,19 +164,21 @@ def run_worker(cmd: list[str], env: dict[str, str], items: list[dict], work: Pat
         done = [i for i in range(start, len(items)) if i in results]
         nxt = next((i for i in range(start, len(items)) if i not in results), len(items))
         if nxt < len(items):  # that artifact died with the process (segfault, abort, timeout)
-            results[nxt] = {"index": nxt, "path": items[nxt]["path"], "status": "failed", "reason": f"worker died: {why}"}
+            results[nxt] = {"index": nxt, "path": items[nxt]["path"], "status": "failed",
+                            "reason": f"worker died: {why}"}
             if not done and not lines:  # not even the process line: the interpreter itself cannot start
                 for i in range(nxt + 1, len(items)):
-                    results[i] = {"index": i, "path": items[i]["path"], "status": "failed", "reason": f"worker died: {why}"}
+                    results[i] = {"index": i, "path": items[i]["path"], "status": "failed",
+                                  "reason": f"worker died: {why}"}
                 break
         start = nxt + 1
     return head, [results[i] for i in range(len(items))]
 
 
 # -------------------------------------------------------------------------------------------- inputs
-def collect(paths: list[str], include_tensorrt: bool = False) -> tuple[list[tuple[Path, dict]], list[dict]]:
+def collect(paths: list[str], include_tensorrt: bool = False) -> tuple[list[tuple[Path, Any]], list[dict]]:
     """(artifact, manifest) pairs from files/folders, and the ones skipped (with why)."""
-    from ..export.manifest import read_manifest
+    from ..manifest import read_manifest
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -188,7 +196,7 @@ def collect(paths: list[str], include_tensorrt: bool = False) -> tuple[list[tupl
         if not m:
             skipped.append({"artifact": str(f), "reason": "no manifest (sidecar or embedded): preprocessing unknown"})
             continue
-        if m["artifact"].get("target") == "tensorrt" and not include_tensorrt:
+        if m.artifact.target == "tensorrt" and not include_tensorrt:
             skipped.append({"artifact": str(f), "reason": "TensorRT-bound ONNX: built into an engine on the Jetson, "
                                                           "not run by onnxruntime there"})
             continue
@@ -196,12 +204,6 @@ def collect(paths: list[str], include_tensorrt: bool = False) -> tuple[list[tupl
     if not found:
         raise EmulationError(f"{', '.join(paths)}: no artifacts with manifests found ({', '.join(SUFFIXES)})")
     return found, skipped
-
-
-def pre_key(m: dict) -> tuple:
-    i = m["input"]
-    return (int(i["input_size"]), tuple(i["mean"]), tuple(i["std"]), i.get("interpolation", "bicubic"),
-            float(i.get("crop_pct", 1.0)))
 
 
 def images_for(data: str, split: str, key: tuple, n: int, work: Path, cache: dict) -> Path:
@@ -225,7 +227,7 @@ def images_for(data: str, split: str, key: tuple, n: int, work: Path, cache: dic
 def compare(ref: np.ndarray, emu: np.ndarray) -> dict[str, float]:
     d = np.abs(emu.astype(np.float64) - ref.astype(np.float64))
     scale = float(np.abs(ref).max()) or 1.0
-    return {"agreement": float(100.0 * np.mean(ref.argmax(1) == emu.argmax(1))), "max_abs_diff": float(d.max()),
+    return {"agreement": agreement(ref, emu), "max_abs_diff": float(d.max()),
             "max_rel_diff": float(d.max() / scale), "mean_abs_diff": float(d.mean()),
             "bit_exact": bool(np.array_equal(ref, emu))}
 
@@ -257,7 +259,7 @@ def run(artifacts: list[str], *, data: str = "", split: str = "val", n: int = 64
     cpus = list(cpus or DEFAULT_CPUS)
     setup = load_setup(cache, cpus)
     found, skipped = collect(artifacts, include_tensorrt)
-    data = data or next(((m.get("source") or {}).get("data") for _, m in found if (m.get("source") or {}).get("data")), "")
+    data = data or next((m.source.get("data") for _, m in found if m.source.get("data")), "")
     if not data:
         raise EmulationError("no dataset recorded in the manifests (source.data); pass --data KIND=PATH")
     say = (lambda msg: print(f"[emulated] {msg}", flush=True)) if progress else (lambda msg: None)
@@ -266,16 +268,16 @@ def run(artifacts: list[str], *, data: str = "", split: str = "val", n: int = 64
         work, img_cache = Path(tmp), {}
         base = []
         for i, (f, m) in enumerate(found):
-            base.append({"path": str(f.resolve()), "manifest": m,
-                         "images": str(images_for(data, split, pre_key(m), n, work, img_cache))})
+            base.append({"path": str(f.resolve()), "manifest": m.to_dict(),
+                         "images": str(images_for(data, split, m.input.key(), n, work, img_cache))})
         say(f"{len(base)} artifacts, {n} images of {data} [{split}]")
 
         def side(tag: str, cmd: list[str], env: dict) -> tuple[dict, list[dict], float]:
             safe = tag.replace(":", "-")
             items = [{**b, "logits": str(work / f"{safe}-logits-{i}.npy")} for i, b in enumerate(base)]
             t0 = time.perf_counter()
-            head, res = run_worker(cmd, env, items, work, safe, threads=threads, precision=precision, timeout_s=timeout_s,
-                                   read_back=read_back)
+            head, res = run_worker(cmd, env, items, work, safe, threads=threads, precision=precision,
+                                   timeout_s=timeout_s, read_back=read_back)
             for r, it in zip(res, items):
                 if r.get("status") == "ok":
                     r["logits"] = np.load(it["logits"])
@@ -284,7 +286,8 @@ def run(artifacts: list[str], *, data: str = "", split: str = "val", n: int = 64
         say(f"x86 host and emulated CPUs {', '.join(cpus)}: {jobs} at a time")
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             futs = {"x86": pool.submit(side, "x86", [sys.executable], host_env())}
-            futs.update({cpu: pool.submit(side, cpu, qemu_command(setup, cpu), emulated_env(setup, cpu)) for cpu in cpus})
+            futs.update({cpu: pool.submit(side, cpu, qemu_command(setup, cpu), emulated_env(setup, cpu))
+                         for cpu in cpus})
             done = {}
             for tag, fut in futs.items():
                 done[tag] = fut.result()
@@ -293,8 +296,8 @@ def run(artifacts: list[str], *, data: str = "", split: str = "val", n: int = 64
     rows = []
     for i, (f, m) in enumerate(found):
         ref = x86[i]
-        base_row = {"artifact": f.name, "path": str(f), "target": m["artifact"].get("target"),
-                    "precision": m["artifact"].get("precision"), "x86": _strip(ref)}
+        base_row = {"artifact": f.name, "path": str(f), "target": m.artifact.target,
+                    "precision": m.artifact.precision, "x86": _strip(ref)}
         for cpu in cpus:
             e = done[cpu][1][i]
             row = {**base_row, "cpu": cpu, "family": family(cpu), "emulated": _strip(e), "status": "ok"}
@@ -309,18 +312,21 @@ def run(artifacts: list[str], *, data: str = "", split: str = "val", n: int = 64
     families = {family(c) for c in cpus}
     emulators = {}
     if "arm64" in families:
-        emulators["arm64"] = {"qemu": "qemu-aarch64", "qemu_version": setup.get("qemu_version"), "root": setup.get("root_desc"),
-                              "python": "the root's " + Path(setup.get("python", "python3")).name, "wheels": setup.get("pins")}
+        emulators["arm64"] = {"qemu": "qemu-aarch64", "qemu_version": setup.get("qemu_version"),
+                              "root": setup.get("root_desc"),
+                              "python": "the root's " + Path(setup.get("python", "python3")).name,
+                              "wheels": setup.get("pins")}
     if "x86-64" in families:
         emulators["x86-64"] = {"qemu": "qemu-x86_64", "qemu_version": setup.get("qemu_x86_64_version"),
                                "python": _rel(sys.executable) + " (this host's own interpreter and wheels)"}
     return {"schema": "edge-fgic/emulated", "schema_version": 2,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "config": {"artifacts": [_rel(a) for a in artifacts], "data": data, "split": split, "images": n, "cpus": cpus,
-                       "threads": threads, "precision": precision, "read_back": read_back or "all"},
+            "config": {"artifacts": [_rel(a) for a in artifacts], "data": data, "split": split, "images": n,
+                       "cpus": cpus, "threads": threads, "precision": precision, "read_back": read_back or "all"},
             "host": _host(), "x86_process": x86_head, "emulators": emulators,
             "setup": {"build_s": setup.get("build_s"), "cache_mb": setup.get("cache_mb")},
-            "processes": {cpu: done[cpu][0] for cpu in cpus}, "emulated_wall_s": {cpu: round(done[cpu][2], 1) for cpu in cpus},
+            "processes": {cpu: done[cpu][0] for cpu in cpus},
+            "emulated_wall_s": {cpu: round(done[cpu][2], 1) for cpu in cpus},
             "cpus": {c: CPUS.get(c, "") for c in cpus}, "skipped": skipped, "rows": rows,
             "wall_s": round(time.perf_counter() - t_all, 1)}
 
@@ -375,7 +381,8 @@ def _kernels_text(k: dict[str, int]) -> str:
 
 
 def openvino_table(report: dict) -> list[str]:
-    """Per CPU: what OpenVINO detected (capabilities, the precision it would pick unasked) and the kernels it compiled."""
+    """Per CPU: what OpenVINO detected (capabilities, the precision it would pick unasked) and the kernels it
+    compiled."""
     xml = sorted({r["artifact"] for r in report["rows"] if r["artifact"].endswith(".xml")})
     if not xml:
         return []
@@ -417,29 +424,33 @@ def markdown(report: dict, command: str) -> str:
         "",
         f"- Created {report['created']}; {cfg['images']} images of `{cfg['data']}` [{cfg['split']}], "
         f"threads={cfg['threads']}, precision={cfg['precision']!r} (the artifact's own precision, float parts in f32).",
-        f"- x86 host (the reference): {host.get('model')}, {host.get('usable_cores')} cores, ISA: {', '.join(host.get('isa') or [])}; "
+        f"- x86 host (the reference): {host.get('model')}, {host.get('usable_cores')} cores, "
+        f"ISA: {', '.join(host.get('isa') or [])}; "
         f"Python {xv.get('python')}, numpy {xv.get('numpy')}, onnxruntime {xv.get('onnxruntime')}, "
         f"openvino {xv.get('openvino')}, ai-edge-litert {xv.get('ai-edge-litert')}.",
     ]
     if "arm64" in emus:
         e = emus["arm64"]
-        lines.append(f"- ARM64 CPUs: qemu-aarch64 {e['qemu_version']} (user mode, `-cpu CPU`), Debian {e['root']}; Python "
-                     f"{av.get('python')}, numpy {av.get('numpy')}, onnxruntime {av.get('onnxruntime')}, openvino "
-                     f"{av.get('openvino')}, ai-edge-litert {av.get('ai-edge-litert')} (aarch64 wheels), OPENBLAS_NUM_THREADS=1.")
+        lines.append(f"- ARM64 CPUs: qemu-aarch64 {e['qemu_version']} (user mode, `-cpu CPU`), Debian {e['root']}; "
+                     f"Python {av.get('python')}, numpy {av.get('numpy')}, onnxruntime {av.get('onnxruntime')}, "
+                     f"openvino {av.get('openvino')}, ai-edge-litert {av.get('ai-edge-litert')} (aarch64 wheels), "
+                     "OPENBLAS_NUM_THREADS=1.")
     if "x86-64" in emus:
         e = emus["x86-64"]
-        lines.append(f"- x86 CPUs (`x86-64:MODEL`): qemu-x86_64 {e['qemu_version']} `-cpu MODEL` running {e['python']}: the same "
-                     "binaries as the reference column, only CPUID differs (TCG implements no AVX-512), so each runtime "
-                     "dispatches the kernels it would pick on such a CPU. /proc/cpuinfo inside is still the host's (qemu "
-                     "fakes it only for ARM), so the CPUID below is what numpy's dispatcher read.")
+        lines.append(f"- x86 CPUs (`x86-64:MODEL`): qemu-x86_64 {e['qemu_version']} `-cpu MODEL` running "
+                     f"{e['python']}: the same binaries as the reference column, only CPUID differs (TCG implements "
+                     "no AVX-512), so each runtime dispatches the kernels it would pick on such a CPU. /proc/cpuinfo "
+                     "inside is still the host's (qemu fakes it only for ARM), so the CPUID below is what numpy's "
+                     "dispatcher read.")
     lines += [
         f"- Setup (`{SETUP}`, cached in `.cache/arm64`): built in {sum(build.values() or [0]):.0f} s cold "
         f"({', '.join(f'{k} {v:.0f} s' for k, v in build.items())}), {setup.get('cache_mb')} MB; each later run only "
         "checks it (one emulated import per architecture, ~6 s).",
         "- Emulated CPUs: " + "; ".join(f"`{c}` = {d}" for c, d in report["cpus"].items()) + ".",
-        "- Agreement = top-1 of the emulated run equal to top-1 of the native x86 run of the same artifact; Δ = |emulated − x86| "
-        "logits, rel = max Δ / max |x86 logit|. Runner read-back: `runner.execution` on each side (requested vs what the "
-        "runtime reports it compiled; onnxruntime and LiteRT do not say which ISA their kernels use, OpenVINO does, below).",
+        "- Agreement = top-1 of the emulated run equal to top-1 of the native x86 run of the same artifact; "
+        "Δ = |emulated − x86| logits, rel = max Δ / max |x86 logit|. Runner read-back: `runner.execution` on "
+        "each side (requested vs what the runtime reports it compiled; onnxruntime and LiteRT do not say which "
+        "ISA their kernels use, OpenVINO does, below).",
         "",
         f"- x86 host: CPUID (numpy's dispatcher): {cpuid_text((xp.get('cpu') or {}).get('cpuid'))}.",
     ]
@@ -454,7 +465,8 @@ def markdown(report: dict, command: str) -> str:
                          f"features {', '.join(seen['isa'])}; heavy modules after `import edge_fgic.runtime`: {heavy}.")
         elif p.get("error"):
             lines.append(f"- `{cpu}`: the worker did not start: {p['error']}.")
-    lines += ["", "| artifact | CPU | agreement % | max \\|Δ\\| | rel | bit-exact | emulated read-back | x86 read-back | emulated s (load + images) |",
+    lines += ["", "| artifact | CPU | agreement % | max \\|Δ\\| | rel | bit-exact | emulated read-back | x86 read-back "
+              "| emulated s (load + images) |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
         if r["status"] != "ok":
@@ -471,14 +483,16 @@ def markdown(report: dict, command: str) -> str:
         for m in (r.get("emulated") or {}).get("heavy_modules_imported") or []:
             heavy.setdefault(m, set()).add(((r["emulated"].get("execution") or {}).get("runtime")) or r["artifact"])
     if heavy:
-        lines += ["", "Modules the runners imported on the ARM side beyond numpy + the runtimes (while opening an artifact "
-                      "or reading back its execution): " + "; ".join(f"{m} (by {', '.join(sorted(b))})" for m, b in heavy.items()) + "."]
+        lines += ["", "Modules the runners imported on the ARM side beyond numpy + the runtimes (while opening an "
+                      "artifact or reading back its execution): "
+                  + "; ".join(f"{m} (by {', '.join(sorted(b))})" for m, b in heavy.items()) + "."]
     errs = sorted({f"{r['cpu']} {r['artifact']}: {r['emulated']['execution_error']}" for r in report["rows"]
                    if (r.get("emulated") or {}).get("execution_error")})
     if errs:
         lines += ["", "Read-back errors on the emulated side: " + "; ".join(errs) + "."]
     if report["skipped"]:
-        lines += ["", "Skipped: " + "; ".join(f"`{Path(s['artifact']).name}` ({s['reason']})" for s in report["skipped"]) + "."]
+        lines += ["", "Skipped: " + "; ".join(f"`{Path(s['artifact']).name}` ({s['reason']})"
+                                              for s in report["skipped"]) + "."]
     lines += ["", f"Whole run: {report['wall_s']:.0f} s wall on this host (per emulated CPU: "
               + ", ".join(f"{c} {s:.0f} s" for c, s in report["emulated_wall_s"].items()) + ").", ""]
     return "\n".join(lines)
@@ -488,16 +502,20 @@ def main(argv: list[str] | None = None, prog: str = "python -m edge_fgic.bench.e
     ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="Set up the emulators, arm64 root and aarch64 wheels first: " + SETUP)
-    ap.add_argument("artifacts", nargs="+", help="artifact files or folders (.onnx, .tflite, OpenVINO .xml; each with its manifest)")
+    ap.add_argument("artifacts", nargs="+",
+                    help="artifact files or folders (.onnx, .tflite, OpenVINO .xml; each with its manifest)")
     ap.add_argument("--data", default="", help="KIND=PATH of the dataset (default: the one the manifests record)")
     ap.add_argument("--split", default="val")
     ap.add_argument("-n", "--images", type=int, default=64, help="first N images of the split (0 = all; default 64)")
     ap.add_argument("--cpus", default=",".join(DEFAULT_CPUS),
-                    help=f"emulated CPUs, comma-separated: qemu-aarch64 -cpu models, or {X86}MODEL for qemu-x86_64 -cpu MODEL "
+                    help=f"emulated CPUs, comma-separated: qemu-aarch64 -cpu models, or {X86}MODEL for "
+                         "qemu-x86_64 -cpu MODEL "
                          f"(default {','.join(DEFAULT_CPUS)}; known: {', '.join(CPUS)})")
     ap.add_argument("--threads", type=int, default=1, help="runtime threads on both sides (default 1)")
-    ap.add_argument("--precision", default="auto", help="runner precision (default auto: the artifact's, float parts f32)")
-    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes at once (the x86 host and each emulated CPU; default 2)")
+    ap.add_argument("--precision", default="auto",
+                    help="runner precision (default auto: the artifact's, float parts f32)")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                    help="worker processes at once (the x86 host and each emulated CPU; default 2)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per worker process")
     ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="setup.sh's cache folder (default .cache/arm64)")
     ap.add_argument("--include-tensorrt", action="store_true", help="also run TensorRT-bound ONNX files in onnxruntime")
@@ -520,7 +538,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m edge_fgic.bench.e
     write_json(out / f"{a.name}.json", report)
     write_text(out / f"{a.name}.md", markdown(report, command))
     bad = [r for r in report["rows"] if r["status"] != "ok"]
-    print(f"[emulated] wrote {out / (a.name + '.json')} and {out / (a.name + '.md')}: {len(report['rows'])} artifact x CPU rows"
+    print(f"[emulated] wrote {out / (a.name + '.json')} and {out / (a.name + '.md')}: "
+          f"{len(report['rows'])} artifact x CPU rows"
           + (f", {len(bad)} failed" if bad else ""))
     return 1 if bad else 0
 

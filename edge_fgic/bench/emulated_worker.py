@@ -96,7 +96,8 @@ def _open(path: str, manifest: dict | None, threads: int, precision: str):
     except TypeError as exc:
         if "precision" not in str(exc):
             raise
-        return open_runner(path, manifest, threads=threads, device="cpu"), "runtime default (runner has no precision argument)"
+        return (open_runner(path, manifest, threads=threads, device="cpu"),
+                "runtime default (runner has no precision argument)")
 
 
 def _probe(runner) -> dict | None:
@@ -178,8 +179,10 @@ def main(argv: list[str]) -> int:
         try:
             res = {"kind": "artifact", "index": i, **run_one(item, threads, precision, spec.get("read_back"))}
         except Exception as exc:  # noqa: BLE001 - one artifact's runtime error must not hide the others
-            first = (str(exc).strip().splitlines() or [""])[0][:200]
-            res = {"kind": "artifact", "index": i, "path": item["path"], "status": "failed", "reason": f"{type(exc).__name__}: {first}"}
+            from ..errors import exc_line
+            first = exc_line(exc)
+            res = {"kind": "artifact", "index": i, "path": item["path"], "status": "failed",
+                   "reason": f"{type(exc).__name__}: {first}"}
         res["wall_s"] = time.perf_counter() - t0
         with open(out, "a") as fh:
             fh.write(json.dumps(res, default=str) + "\n")

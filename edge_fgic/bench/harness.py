@@ -21,11 +21,13 @@ import numpy as np
 
 from ..errors import UserError
 from ..fileio import write_json
+from ..manifest import ArtifactInfo, InputSpec, Manifest, read_manifest
+from ..targets import BENCH_DEVICES, artifact_suffixes, target_of
 from . import stats
+from .reference import bench_max_drop, gated
 
 SCHEMA_VERSION = 1
-SUFFIXES = (".onnx", ".xml", ".tflite", ".engine")
-TARGETS = ("cpu", "cuda", "jetson")
+SUFFIXES = artifact_suffixes()  # what bench collects from a folder: the target table's artifacts (and .pt checkpoints)
 
 
 @dataclass
@@ -36,7 +38,7 @@ class BenchConfig:
     reference: str = ""
     target: str = "cpu"
     threads: int = 0
-    max_drop: float = 1.0
+    max_drop: float = bench_max_drop()   # edge_fgic/reference_defaults.yaml
     out: str = ""
     runs: int = 100
     warmup: int = 10
@@ -74,7 +76,8 @@ DEFAULT = Variant()
 # oneDNN ISA caps, lowest first (oneDNN's names); a level is offered where this CPU has its flags
 ISA_LEVELS: dict[str, tuple[str, ...]] = {
     "SSE41": ("sse4_1",), "AVX2": ("avx2", "fma"), "AVX512_CORE": ("avx512f", "avx512bw", "avx512vl"),
-    "AVX512_CORE_VNNI": ("avx512_vnni",), "AVX512_CORE_BF16": ("avx512_bf16",), "AVX512_CORE_AMX": ("amx_int8", "amx_bf16"),
+    "AVX512_CORE_VNNI": ("avx512_vnni",), "AVX512_CORE_BF16": ("avx512_bf16",),
+    "AVX512_CORE_AMX": ("amx_int8", "amx_bf16"),
 }
 # runtimes whose CPU kernels come from oneDNN and honour ONEDNN_MAX_CPU_ISA (kernel names read back show it);
 # onnxruntime (MLAS) and LiteRT (XNNPACK) pick their kernels from cpuid and have no such switch
@@ -126,20 +129,15 @@ def _fp32_source(path: str) -> str:
     return str((ck.quantization or {}).get("source") or path) if ck.is_quantized else path
 
 
-def reference_for(cfg: BenchConfig, manifests: list[dict | None], files: list[Path]) -> str:
+def reference_for(cfg: BenchConfig, manifests: list[Manifest | None], files: list[Path]) -> str:
     if cfg.reference:
         return cfg.reference
     for f, m in zip(files, manifests):
         if f.suffix == ".pt":
             return _fp32_source(str(f))
-        if m and (m.get("source") or {}).get("checkpoint") and Path(m["source"]["checkpoint"]).exists():
-            return _fp32_source(m["source"]["checkpoint"])
+        if m and m.source.get("checkpoint") and Path(m.source["checkpoint"]).exists():
+            return _fp32_source(m.source["checkpoint"])
     raise UserError("no FP32 reference found in the manifests; pass --reference CKPT")
-
-
-def _pre_key(m: dict) -> tuple:
-    i = m["input"]
-    return (int(i["input_size"]), tuple(i["mean"]), tuple(i["std"]), i.get("interpolation", "bicubic"), float(i.get("crop_pct", 1.0)))
 
 
 def _images(spec, split: str, key: tuple, max_images: int, work: Path, cache: dict) -> tuple[Path, float, np.ndarray]:
@@ -149,8 +147,8 @@ def _images(spec, split: str, key: tuple, max_images: int, work: Path, cache: di
     from ..data.datasets import open_split
     from ..data.transforms import PreprocessConfig, eval_transform
     size, mean, std, interp, crop = key
-    ds = open_split(spec, split, eval_transform(PreprocessConfig(input_size=size, mean=mean, std=std, interpolation=interp,
-                                                                 crop_pct=crop)), progress=False)
+    ds = open_split(spec, split, eval_transform(PreprocessConfig(input_size=size, mean=mean, std=std,
+                                                                 interpolation=interp, crop_pct=crop)), progress=False)
     n = len(ds) if max_images <= 0 else min(max_images, len(ds))
     t0 = time.perf_counter()
     x = np.stack([ds[i][0].numpy() for i in range(n)]).astype(np.float32)
@@ -161,10 +159,11 @@ def _images(spec, split: str, key: tuple, max_images: int, work: Path, cache: di
     return cache[key]
 
 
-def _run_worker(artifact: Path, manifest: dict | None, images: Path, cfg: BenchConfig, work: Path, idx: int,
+def _run_worker(artifact: Path, manifest: Manifest | None, images: Path, cfg: BenchConfig, work: Path, idx: int,
                 variant: Variant = DEFAULT) -> tuple[dict, np.ndarray | None]:
     import os
-    spec = {"artifact": str(artifact), "manifest": manifest, "images": str(images), "threads": cfg.threads,
+    spec = {"artifact": str(artifact), "manifest": manifest.to_dict() if manifest else None, "images": str(images),
+            "threads": cfg.threads,
             "precision": variant.precision, "target": cfg.target,
             "device": "cuda" if cfg.target in ("cuda", "jetson") else "cpu", "runs": cfg.runs, "warmup": cfg.warmup,
             "batch": cfg.batch, "logits": str(work / f"logits-{idx}.npy"), "result": str(work / f"result-{idx}.json")}
@@ -195,21 +194,21 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
 
 
 def _run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
-    from ..data.datasets import parse_data_spec, read_split
-    from ..export.manifest import read_manifest
+    from ..data.datasets import checkpoint_data
     from ..models.checkpoint import load_checkpoint
     from ..progress import track
-    if cfg.target not in TARGETS:
-        raise UserError(f"--target {cfg.target}: unknown target; choose one of {', '.join(TARGETS)}")
+    if cfg.target not in BENCH_DEVICES:
+        raise UserError(f"--target {cfg.target}: unknown device; choose one of {', '.join(BENCH_DEVICES)}")
     offered = isa_levels_here()
     for level in cfg.isa_levels:
         if level not in ISA_LEVELS:
             raise UserError(f"--isa {level}: unknown level; choose from {', '.join(ISA_LEVELS)}")
         if level not in offered:
-            raise UserError(f"--isa {level}: this CPU cannot run it (it offers {', '.join(offered) or 'none of them'}); "
+            raise UserError(f"--isa {level}: this CPU cannot run it "
+                            f"(it offers {', '.join(offered) or 'none of them'}); "
                             "a runtime can only be capped below what the CPU has")
     files = collect(cfg.artifacts)
-    manifests: list[dict | None] = []
+    manifests: list[Manifest | None] = []
     for f in files:
         try:
             manifests.append(None if f.suffix == ".pt" else read_manifest(f))
@@ -217,27 +216,21 @@ def _run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
             manifests.append(None)
     ref_path = reference_for(cfg, manifests, files)
     ref = load_checkpoint(ref_path)
-    data = cfg.data or (ref.train_config or {}).get("data")
-    if not data:
-        raise UserError(f"{ref_path}: records no dataset; pass --data KIND=PATH")
-    spec = parse_data_spec(str(data))
-    index = read_split(spec, cfg.split)
-    classes = list(index.classes)
-    if classes != list(ref.classes):
-        raise UserError(f"{spec.path}: its classes differ from the reference {ref_path}; pass the matching --data")
+    spec = checkpoint_data(cfg.data or None, ref, f"the reference {ref_path}", cfg.split)
+    classes = list(ref.classes)
     out = Path(cfg.out) if cfg.out else Path("runs") / f"bench-{_dt.datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
-    ref_manifest = {"classes": classes, "input": {**ref.preprocess.to_dict(), "layout": "NCHW"},
-                    "artifact": {"file": Path(ref_path).name, "target": "torch", "precision": "fp32"}}
+    ref_manifest = Manifest.from_checkpoint(ref, target="torch", precision="fp32", file=Path(ref_path).name)
     rows: list[dict] = []
     from ..fileio import private_workdir
     with private_workdir(out, "bench") as tmp:  # a killed bench's folder is cleared here next time
         work, cache = Path(tmp), {}
-        _, _, labels = _images(spec, cfg.split, _pre_key(ref_manifest), cfg.max_images, work, cache)
+        _, _, labels = _images(spec, cfg.split, ref_manifest.input.key(), cfg.max_images, work, cache)
         same = Path(ref_path).resolve()
-        jobs = [(Path(ref_path), ref_manifest, True)] + [(f, m, False) for f, m in zip(files, manifests) if f.resolve() != same]
+        jobs = [(Path(ref_path), ref_manifest, True)] + [(f, m, False) for f, m in zip(files, manifests)
+                                                         if f.resolve() != same]
         ref_logits = None
-        inputs: dict[int, tuple[Path, dict | None, Path, Variant]] = {}  # row index -> what its worker was given
+        inputs: dict[int, tuple[Path, Manifest | None, Path, Variant]] = {}  # row index -> what its worker was given
         for i, (f, m, is_ref) in enumerate(track(jobs, len(jobs), "bench", progress)):
             label = f"{f.parent.name}/{f.name}" if f.suffix == ".pt" else f.name  # checkpoints are all best.pt
             row: dict[str, Any] = {"artifact": str(f), "name": ("reference: " if is_ref else "") + label,
@@ -247,16 +240,18 @@ def _run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
             if m is None:
                 m = _explicit_manifest(cfg, f, ref)
             if m is None:
-                rows.append({**row, "status": "failed", "reason": f"{f}: no manifest (no {f.name}.json and none inside); "
-                                                                 "re-export it with `edge-fgic export`, or pass "
-                                                                 "--input-size, --mean, --std and --labels"})
+                rows.append({**row, "status": "failed",
+                             "reason": f"{f}: no manifest (no {f.name}.json and none inside); "
+                                       "re-export it with `edge-fgic export`, or pass "
+                                       "--input-size, --mean, --std and --labels"})
                 continue
-            row.update(target=m["artifact"].get("target"), precision=m["artifact"].get("precision"),
-                       source_checkpoint=str(f) if f.suffix == ".pt" else (m.get("source") or {}).get("checkpoint"))
-            if list(m["classes"]) != classes:
-                rows.append({**row, "status": "failed", "reason": f"its {len(m['classes'])} classes differ from {spec.path}'s {len(classes)}"})
+            row.update(target=m.artifact.target, precision=m.artifact.precision,
+                       source_checkpoint=str(f) if f.suffix == ".pt" else m.source.get("checkpoint"))
+            if m.classes != classes:
+                rows.append({**row, "status": "failed",
+                             "reason": f"its {len(m.classes)} classes differ from {spec.path}'s {len(classes)}"})
                 continue
-            imgs, ms, _ = _images(spec, cfg.split, _pre_key(m), cfg.max_images, work, cache)
+            imgs, ms, _ = _images(spec, cfg.split, m.input.key(), cfg.max_images, work, cache)
             inputs[len(rows)] = (f, m if f.suffix != ".pt" else None, imgs, DEFAULT)
             result, logits = _run_worker(*inputs[len(rows)][:3], cfg, work, i)
             row.update(result, preprocess_ms=ms)
@@ -278,18 +273,23 @@ def _run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
     for row in rows:
         # the gate judges deployable artifacts; checkpoints (.pt, e.g. the teacher) are listed for comparison
         # and bf16/f16 rows asked for on top are shown for comparison too; ISA-capped rows are gated (real machines)
-        row["gated"] = not row["artifact"].endswith(".pt") and (row.get("variant") or {}).get("precision", "auto") == "auto"
-        row["passed"] = row.get("status") == "ok" and (not row["gated"] or row.get("drop") is None or row["drop"] <= cfg.max_drop)
+        row["gated"] = gated(row)
+        row["passed"] = row.get("status") == "ok" and (not row["gated"] or row.get("drop") is None
+                                                       or row["drop"] <= cfg.max_drop)
         ex = row.get("execution") or {}
-        if row.get("status") == "ok" and row["gated"] and not ex.get("precision_ok", True):  # never a silent lower precision
+        # never a silent lower precision
+        if row.get("status") == "ok" and row["gated"] and not ex.get("precision_ok", True):
             from .sysinfo import low_precision_note
             row["passed"] = False
             row["reason"] = (f"asked {ex.get('runtime')} for {ex['requested'].get('precision')}, it ran "
                              f"{ex['effective'].get('precision')} ({low_precision_note()})")
-    roofline = _roofline(cfg, rows, progress) if cfg.roofline else None
+    roofline = None
+    if cfg.roofline and cfg.target == "cpu":
+        from .roofline import bench_roofline  # torch: only when asked for
+        roofline = bench_roofline(rows, cfg.threads)
     report = {"schema": "edge-fgic/bench", "schema_version": SCHEMA_VERSION,
               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-              "config": {**asdict(cfg), "reference": ref_path, "data": str(data)}, "images": int(len(labels)),
+              "config": {**asdict(cfg), "reference": ref_path, "data": str(spec)}, "images": int(len(labels)),
               "classes": classes, "rows": rows, "machine": _machine(cfg), "roofline": roofline,
               "passed": all(r["passed"] for r in rows)}
     from .report import write_reports
@@ -305,10 +305,12 @@ def _variant_rows(cfg: BenchConfig, rows: list[dict], inputs: dict, labels: np.n
     from ..runtime.base import backend_of
     if not (cfg.compute_precisions or cfg.isa_levels):
         return
-    plan = [(k, v) for k in sorted(inputs) if rows[k].get("status") == "ok" for v in variants(cfg, backend_of(inputs[k][0]))]
+    plan = [(k, v) for k in sorted(inputs) if rows[k].get("status") == "ok"
+            for v in variants(cfg, backend_of(inputs[k][0]))]
     for k, v in track(plan, len(plan), "extra rows", progress):
         base, (f, wm, imgs, _) = rows[k], inputs[k]
-        row = {key: base[key] for key in ("artifact", "size_mb", "target", "precision", "source_checkpoint", "preprocess_ms")
+        row = {key: base[key] for key in ("artifact", "size_mb", "target", "precision", "source_checkpoint",
+                                          "preprocess_ms")
                if key in base}
         row.update(name=f"{base['name'].replace('reference: ', '')} [{v.label}]", reference=False,
                    variant={"label": v.label, "precision": v.precision, "isa": v.isa or None})
@@ -320,7 +322,7 @@ def _variant_rows(cfg: BenchConfig, rows: list[dict], inputs: dict, labels: np.n
         rows.append(row)
 
 
-def _explicit_manifest(cfg: BenchConfig, f: Path, ref) -> dict | None:
+def _explicit_manifest(cfg: BenchConfig, f: Path, ref) -> Manifest | None:
     """A manifest from --input-size/--mean/--std/--labels for an artifact that carries none."""
     if not (cfg.input_size and cfg.mean and cfg.std and cfg.labels):
         return None
@@ -328,18 +330,19 @@ def _explicit_manifest(cfg: BenchConfig, f: Path, ref) -> dict | None:
     if not labels_path.is_file():
         raise UserError(f"{labels_path}: no such labels file (one class name per line, in the model's output order)")
     classes = [ln.strip() for ln in labels_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    target = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".engine": "tensorrt"}.get(f.suffix, "?")
-    return {"classes": classes, "artifact": {"file": f.name, "target": target, "precision": "unknown"},
-            "input": {"input_size": int(cfg.input_size), "mean": list(cfg.mean), "std": list(cfg.std),
-                      "interpolation": ref.preprocess.interpolation, "crop_pct": ref.preprocess.crop_pct,
-                      "layout": "NHWC" if f.suffix == ".tflite" else "NCHW", "from": "command-line flags"}}
+    row = target_of(f)
+    target = row.name if row else "?"
+    return Manifest(classes=classes, artifact=ArtifactInfo(file=f.name, target=target, precision="unknown"),
+                    input=InputSpec(input_size=int(cfg.input_size), mean=list(cfg.mean), std=list(cfg.std),
+                                    interpolation=ref.preprocess.interpolation, crop_pct=ref.preprocess.crop_pct,
+                                    layout=row.layout if row else "NCHW"),
+                    export={"from": "command-line flags"})
 
 
-def _pt_manifest(f: Path) -> dict:
+def _pt_manifest(f: Path) -> Manifest:
     from ..models.checkpoint import load_checkpoint
     ck = load_checkpoint(f)
-    return {"classes": list(ck.classes), "input": {**ck.preprocess.to_dict(), "layout": "NCHW"},
-            "artifact": {"file": f.name, "target": "torch", "precision": "int8" if ck.is_quantized else "fp32"}}
+    return Manifest.from_checkpoint(ck, target="torch", file=f.name, precision="int8" if ck.is_quantized else "fp32")
 
 
 def _pool_timing(row: dict, extra: dict) -> None:
@@ -355,11 +358,14 @@ def _pool_timing(row: dict, extra: dict) -> None:
 
 
 def _size_mb(f: Path) -> float:
-    size = f.stat().st_size + (f.with_suffix(".bin").stat().st_size if f.suffix == ".xml" and f.with_suffix(".bin").exists() else 0)
-    return size / 1e6
+    """The artifact and its companions (the table's: OpenVINO's .bin)."""
+    row = target_of(f)
+    parts = [f, *(f.with_suffix(c) for c in (row.companions if row else ()))]
+    return sum(p.stat().st_size for p in parts if p.exists()) / 1e6
 
 
-def _accuracy(logits: np.ndarray, labels: np.ndarray, ref_logits: np.ndarray | None, classes: list[str], cfg: BenchConfig) -> dict:
+def _accuracy(logits: np.ndarray, labels: np.ndarray, ref_logits: np.ndarray | None, classes: list[str],
+              cfg: BenchConfig) -> dict:
     acc = stats.accuracy_metrics(logits, labels, len(classes))
     out: dict[str, Any] = {"top1": acc["top1"], "top5": acc["top5"], "macro_f1": acc["macro_f1"]}
     if ref_logits is None:
@@ -367,58 +373,11 @@ def _accuracy(logits: np.ndarray, labels: np.ndarray, ref_logits: np.ndarray | N
     rp, ap = ref_logits.argmax(1), logits.argmax(1)
     boot = stats.paired_bootstrap_drop(rp == labels, ap == labels, n_boot=cfg.n_boot)
     out.update(drop=boot["drop"], drop_ci=[boot["ci_low"], boot["ci_high"]], agreement=stats.agreement(rp, ap),
-               mcnemar=stats.mcnemar(rp == labels, ap == labels), max_abs_logit_diff=float(np.abs(logits - ref_logits).max()),
+               mcnemar=stats.mcnemar(rp == labels, ap == labels),
+               max_abs_logit_diff=float(np.abs(logits - ref_logits).max()),
                drift=stats.per_class_drift(rp, ap, labels, classes),
                confusable_pairs=stats.confusable_pair_drift(rp, ap, labels, classes))
     return out
-
-
-def _macs(path: str, cache: dict) -> int | None:
-    """MACs of one image through the model an artifact was exported from (conv + linear layers)."""
-    if path not in cache:
-        try:
-            from ..models.checkpoint import load_checkpoint
-            from ..models.factory import FGClassifier
-            from .roofline import count_macs
-            ck = load_checkpoint(path)
-            cache[path] = count_macs(FGClassifier(ck.model).eval(), ck.preprocess.input_size)
-        except Exception:  # the source checkpoint moved or is unreadable: no roofline for that row
-            cache[path] = None
-    return cache[path]
-
-
-def _peak_for(row: dict) -> str:
-    """Which measured peak a row is held against: int8 artifacts the int8 one; a row whose float arithmetic
-    ran in bf16 (asked for with --compute-precision, or read back so) the bf16 one; every other the fp32 one."""
-    if row.get("precision") == "int8":
-        return "int8"
-    ran = str((((row.get("execution") or {}).get("effective") or {}).get("precision")) or "")
-    asked = (row.get("variant") or {}).get("precision") or ""
-    return "bf16" if "bf16" in ran or asked == "bf16" else "fp32"
-
-
-def _roofline(cfg: BenchConfig, rows: list[dict], progress: bool) -> dict | None:
-    """The CPU's measured GEMM peak per precision (the best of torch's, onnxruntime's and OpenVINO's own
-    GEMM kernels, at the bench's threads; bf16 only when a row ran bf16), and each artifact's achieved
-    MAC/s against it. A row above the peak keeps its real rate and is marked (``above_peak``), never clamped."""
-    if cfg.target != "cpu":
-        return None
-    from .roofline import gemm_peak, roofline_entry
-    threads = cfg.threads or None
-    ok = [r for r in rows if r.get("status") == "ok" and r.get("latency_ms")]
-    fp32 = gemm_peak("fp32", threads=threads, seconds=1.0)
-    peaks = {"fp32": fp32, "int8": gemm_peak("int8", threads=threads, seconds=1.0, fp32=fp32)}
-    if any(_peak_for(r) == "bf16" for r in ok):
-        peaks["bf16"] = gemm_peak("bf16", threads=threads, seconds=1.0)
-    cache: dict = {}
-    for row in ok:
-        src = row.get("source_checkpoint") or row["artifact"]
-        macs = _macs(src, cache)
-        if not macs:
-            continue
-        row["roofline"] = {**roofline_entry(macs, row["latency_ms"]["p50"], peaks[_peak_for(row)]), "peak": _peak_for(row)}
-    above = sorted(r["name"] for r in rows if (r.get("roofline") or {}).get("above_peak"))
-    return {"peaks": peaks, "threads": threads or "default", "above_peak": above}
 
 
 def _machine(cfg: BenchConfig) -> dict:

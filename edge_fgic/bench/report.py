@@ -26,13 +26,12 @@ def _details(r: dict[str, Any]) -> list[str]:
     if r.get("status") != "ok":
         return [r["name"], *[""] * (len(DETAILS) - 1)]
     lat, mc = r.get("latency_ms") or {}, r.get("mcnemar") or {}
-    return [r["name"], f"{r['load_ms']:.0f}", f"{r['first_inference_ms']:.1f}", f"{lat.get('p99', 0):.2f}", str(r.get("batch", "")),
-            f"{r['fps_batch']:.0f}" + ("" if r.get("batched_natively") else " (1 by 1)"), f"{r['peak_rss_mb']:.0f}",
-            f"{r.get('preprocess_ms', 0):.2f}", f"{r['top5']:.2f}", f"{r['macro_f1']:.2f}",
+    mj = (r.get("energy") or {}).get("mj_per_inference")
+    return [r["name"], f"{r['load_ms']:.0f}", f"{r['first_inference_ms']:.1f}", f"{lat.get('p99', 0):.2f}",
+            str(r.get("batch", "")), f"{r['fps_batch']:.0f}" + ("" if r.get("batched_natively") else " (1 by 1)"),
+            f"{r['peak_rss_mb']:.0f}", f"{r.get('preprocess_ms', 0):.2f}", f"{r['top5']:.2f}", f"{r['macro_f1']:.2f}",
             f"{mc['p_value']:.3g}" if mc else "", f"{r['max_abs_logit_diff']:.3g}" if "max_abs_logit_diff" in r else "",
-            roofline_cell(r.get("roofline")),
-            (f"{r['energy']['mj_per_inference']:.2f}" if (r.get("energy") or {}).get("mj_per_inference") is not None else ""),
-            _asked(r.get("execution"))]
+            roofline_cell(r.get("roofline")), f"{mj:.2f}" if mj is not None else "", _asked(r.get("execution"))]
 
 
 def _asked(ex: dict[str, Any] | None) -> str:
@@ -51,13 +50,15 @@ def roofline_cell(roof: dict[str, Any] | None) -> str:
     rate = f"{roof['achieved_macs_per_s'] / 1e9:.1f}"
     if roof.get("fraction_of_peak") is None:
         return f"{rate} (no peak)"
-    return f"{rate} ({100 * roof['fraction_of_peak']:.0f} %" + (" ⚠ above peak)" if roof["fraction_of_peak"] > 1 else ")")
+    return (f"{rate} ({100 * roof['fraction_of_peak']:.0f} %"
+            + (" ⚠ above peak)" if roof["fraction_of_peak"] > 1 else ")"))
 
 
 def _peak_text(peak: dict[str, Any]) -> str:
     """'207.0 GMAC/s by onnxruntime.MatMul (512³); others: torch.matmul 193.6, openvino.MatMul [ran f32] 155.9'."""
     def label(b: dict[str, Any]) -> str:
-        ran, hint = b.get("exec_precision"), b.get("inference_precision")  # OpenVINO: read back from the compiled model
+        # OpenVINO: read back from the compiled model
+        ran, hint = b.get("exec_precision"), b.get("inference_precision")
         if not ran:
             return b["backend"]
         return b["backend"] + f" [ran {ran}" + (f", hint {hint}" if hint and hint != ran else "") + "]"
@@ -65,8 +66,10 @@ def _peak_text(peak: dict[str, Any]) -> str:
         head = "not measured"
     else:
         best = (peak.get("backends") or {}).get(peak["backend"]) or peak
-        head = f"{peak['macs_per_s'] / 1e9:.1f} GMAC/s by {label(best)}" + (f" ({peak['size']}³)" if peak.get("size") else "")
-    others = [f"{label(b)} {b['macs_per_s'] / 1e9:.1f}" if b.get("macs_per_s") else f"{b['backend']} failed ({b.get('error', '')[:80]})"
+        head = (f"{peak['macs_per_s'] / 1e9:.1f} GMAC/s by {label(best)}"
+                + (f" ({peak['size']}³)" if peak.get("size") else ""))
+    others = [f"{label(b)} {b['macs_per_s'] / 1e9:.1f}" if b.get("macs_per_s")
+              else f"{b['backend']} failed ({b.get('error', '')[:80]})"
               for name, b in (peak.get("backends") or {}).items() if name != peak.get("backend")]
     return head + (f"; others: {', '.join(others)}" if others else "")
 
@@ -79,12 +82,14 @@ def roofline_text(roof: dict[str, Any], rows: list[dict[str, Any]]) -> str:
             f"(GMAC/s): fp32 {_peak_text(p['fp32'])}. int8 {_peak_text(p['int8'])}."
             + (f" bf16 {_peak_text(p['bf16'])}." if p.get("bf16") else "")
             + (f" Note: {p['int8']['note']}." if p["int8"].get("note") else "")
-            + " An artifact's GMAC/s = its model's MACs per image / p50 latency; int8 rows are held against the int8 peak, "
-            + ("rows that ran bf16 against the bf16 one, " if p.get("bf16") else "") + "all others (FP16 included) against the fp32 one.")
+            + " An artifact's GMAC/s = its model's MACs per image / p50 latency; int8 rows are held against the int8 "
+            "peak, " + ("rows that ran bf16 against the bf16 one, " if p.get("bf16") else "")
+            + "all others (FP16 included) against the fp32 one.")
     above = [r["name"] for r in rows if ((r.get("roofline") or {}).get("fraction_of_peak") or 0) > 1]
     if above:
-        text += (f" ⚠ {', '.join(above)}: above the measured GEMM peak: the peak is a lower bound (the runtime beat square GEMM, "
-                 "e.g. with Winograd or a lower precision than the row's label); the percentage is the real one, not clamped.")
+        text += (f" ⚠ {', '.join(above)}: above the measured GEMM peak: the peak is a lower bound (the runtime beat "
+                 "square GEMM, e.g. with Winograd or a lower precision than the row's label); the percentage is the "
+                 "real one, not clamped.")
     return text
 
 
@@ -94,10 +99,15 @@ def _cells(r: dict[str, Any]) -> list[str]:
     status = ("✓" if r.get("passed") else "✗ gate") if ok else f"✗ {r.get('reason', '')}"
     if ok and r.get("gated") is False and not r.get("reference"):
         status = "✓ info"  # a checkpoint listed for comparison: not gated
-    drop = ("ref" if r.get("reference") else f"{_neg(r['drop']):+.2f} [{_neg(r['drop_ci'][1]):+.2f}, {_neg(r['drop_ci'][0]):+.2f}]") if "drop" in r or r.get("reference") else ""
-    return [r["name"], (r.get("runtime") or "").strip(), r.get("precision") or "", status, f"{r.get('size_mb', 0):.2f}",
-            f"{r['top1']:.2f}" if "top1" in r else "", drop, f"{r['agreement']:.2f} %" if "agreement" in r else "",
-            f"{lat['p50']:.2f}" if lat else "", f"{lat['p90']:.2f}" if lat else "", f"{r['fps_batch1']:.0f}" if ok else "",
+    drop = ""
+    if r.get("reference"):
+        drop = "ref"
+    elif "drop" in r:
+        drop = f"{_neg(r['drop']):+.2f} [{_neg(r['drop_ci'][1]):+.2f}, {_neg(r['drop_ci'][0]):+.2f}]"
+    return [r["name"], (r.get("runtime") or "").strip(), r.get("precision") or "", status,
+            f"{r.get('size_mb', 0):.2f}", f"{r['top1']:.2f}" if "top1" in r else "", drop,
+            f"{r['agreement']:.2f} %" if "agreement" in r else "", f"{lat['p50']:.2f}" if lat else "",
+            f"{lat['p90']:.2f}" if lat else "", f"{r['fps_batch1']:.0f}" if ok else "",
             describe_execution(r.get("execution"))]
 
 
@@ -107,10 +117,14 @@ def verdict(report: dict[str, Any]) -> str:
     gated = [r for r in report["rows"] if r.get("gated")]
     bad = [r for r in report["rows"] if not r.get("passed")]
     if not bad:
-        return (f"**Verdict: pass.** All {len(gated)} exported artifacts ran and lost at most {cfg['max_drop']} pt of top-1 "
-                f"against the reference.")
-    why = [f"{r['name']} ({r['reason'] if r.get('reason') else 'drop %.2f pt' % r['drop'] if r.get('status') == 'ok' and r.get('drop') is not None else 'failed'})"
-           for r in bad]
+        return (f"**Verdict: pass.** All {len(gated)} exported artifacts ran and lost at most {cfg['max_drop']} pt "
+                "of top-1 against the reference.")
+
+    def why_failed(r: dict[str, Any]) -> str:
+        if r.get("reason"):
+            return r["reason"]
+        return f"drop {r['drop']:.2f} pt" if r.get("status") == "ok" and r.get("drop") is not None else "failed"
+    why = [f"{r['name']} ({why_failed(r)})" for r in bad]
     return f"**Verdict: FAIL.** {len(bad)} of {len(report['rows'])} rows: " + "; ".join(why) + "."
 
 
@@ -118,8 +132,9 @@ def markdown(report: dict[str, Any]) -> str:
     cfg, m = report["config"], report.get("machine") or {}
     cpu = (m.get("cpu") or {})
     lines = [f"# edge-fgic bench — {report['images']} {cfg['split']} images of {cfg['data']}", "",
-             f"Reference: `{cfg['reference']}` (PyTorch eager). Target {cfg['target']}, threads {cfg['threads'] or 'default'}, "
-             f"gate: drop ≤ {cfg['max_drop']} pt for exported artifacts (checkpoints are listed, not gated). Machine: {cpu.get('model', m.get('os', ''))}"
+             f"Reference: `{cfg['reference']}` (PyTorch eager). Target {cfg['target']}, threads "
+             f"{cfg['threads'] or 'default'}, gate: drop ≤ {cfg['max_drop']} pt for exported artifacts (checkpoints "
+             f"are listed, not gated). Machine: {cpu.get('model', m.get('os', ''))}"
              + (f" ({', '.join(cpu.get('isa', []))})" if cpu.get("isa") else "") + ".", "",
              verdict(report), "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -129,11 +144,14 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(_details(r)) + " |" for r in report["rows"]]
     if report.get("roofline"):
         lines += ["", roofline_text(report["roofline"], report["rows"])]
-    lines += ["", "Δ top-1 is artifact minus reference in points, with a paired bootstrap 95 % interval over images; "
-              "agreement is top-1 agreement with the reference; latency is batch 1 after warm-up, preprocessing excluded."]
-    worst = [(r["name"], p) for r in report["rows"] if not r.get("reference") for p in (r.get("confusable_pairs") or [])[:1]]
+    lines += ["", ("Δ top-1 is artifact minus reference in points, with a paired bootstrap 95 % interval over images; "
+                   "agreement is top-1 agreement with the reference; latency is batch 1 after warm-up, preprocessing "
+                   "excluded.")]
+    worst = [(r["name"], p) for r in report["rows"] if not r.get("reference")
+             for p in (r.get("confusable_pairs") or [])[:1]]
     if worst:
-        lines += ["", "Most-grown confusion per artifact: " + "; ".join(f"{n}: {p['a']} ↔ {p['b']} (+{p['delta']})" for n, p in worst)]
+        lines += ["", "Most-grown confusion per artifact: "
+                  + "; ".join(f"{n}: {p['a']} ↔ {p['b']} (+{p['delta']})" for n, p in worst)]
     return "\n".join(lines) + "\n"
 
 
@@ -146,11 +164,13 @@ def drift_csv(report: dict[str, Any]) -> str:
         header, rows = drift_csv_rows(r["drift"])
         if not out_lines:
             out_lines.append(",".join(["artifact", *header]))
-        out_lines += [",".join([r["name"], *[f'"{v}"' if isinstance(v, str) and "," in v else str(v) for v in row]]) for row in rows]
+        out_lines += [",".join([r["name"], *[f'"{v}"' if isinstance(v, str) and "," in v else str(v) for v in row]])
+                      for row in rows]
     return "\n".join(out_lines) + ("\n" if out_lines else "")
 
 
-RUNTIME_COLORS = {"torch": "#444444", "onnxruntime": "#1f77b4", "openvino": "#9467bd", "litert": "#2ca02c", "tensorrt": "#d62728"}
+RUNTIME_COLORS = {"torch": "#444444", "onnxruntime": "#1f77b4", "openvino": "#9467bd", "litert": "#2ca02c",
+                  "tensorrt": "#d62728"}
 PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}
 
 
@@ -158,7 +178,8 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the points no other point beats on both latency (lower) and accuracy (higher)."""
     front = []
     for i, (lat, acc) in enumerate(points):
-        if not any((l2 <= lat and a2 >= acc) and (l2 < lat or a2 > acc) for j, (l2, a2) in enumerate(points) if j != i):
+        if not any((l2 <= lat and a2 >= acc) and (l2 < lat or a2 > acc)
+                   for j, (l2, a2) in enumerate(points) if j != i):
             front.append(i)
     return sorted(front, key=lambda i: points[i][0])
 
@@ -182,7 +203,8 @@ def pareto_png(report: dict[str, Any], path: Path) -> bool:
     front = pareto_front(xy)
     ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], color="black", lw=0.8, ls="--", zorder=2)
     for i in front:
-        ax.annotate(pts[i]["name"].replace("reference: ", "ref "), xy[i], fontsize=7, xytext=(5, 4), textcoords="offset points")
+        ax.annotate(pts[i]["name"].replace("reference: ", "ref "), xy[i], fontsize=7, xytext=(5, 4),
+                    textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("latency p50, batch 1 (ms, log scale)")
     ax.set_ylabel(f"top-1 on {report['config']['split']} (%)")
@@ -191,8 +213,10 @@ def pareto_png(report: dict[str, Any], path: Path) -> bool:
     used_rt = sorted({(r.get("runtime") or "").split(" ")[0] for r in pts})
     used_pr = sorted({r.get("precision") for r in pts if r.get("precision")})
     handles = [Line2D([], [], marker="o", ls="", color=RUNTIME_COLORS.get(rt, "#7f7f7f"), label=rt) for rt in used_rt]
-    handles += [Line2D([], [], marker=PRECISION_MARKERS.get(p, "o"), ls="", color="white", markeredgecolor="black", label=p) for p in used_pr]
-    handles.append(Line2D([], [], marker="*", ls="", color="white", markeredgecolor="black", markersize=10, label="reference"))
+    handles += [Line2D([], [], marker=PRECISION_MARKERS.get(p, "o"), ls="", color="white", markeredgecolor="black",
+                       label=p) for p in used_pr]
+    handles.append(Line2D([], [], marker="*", ls="", color="white", markeredgecolor="black", markersize=10,
+                          label="reference"))
     ax.legend(handles=handles, fontsize=7, loc="lower right", ncol=2)
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -240,3 +264,16 @@ def terminal_table(report: dict[str, Any], console_width: int = 200):
         cells[6] = cells[6].replace(", ", ",") if wide else cells[6].split(" [")[0]
         t.add_row(*[escape(cells[i]) for i in keep], style=None if r.get("passed") else "red")  # names hold [bf16]
     return t
+
+
+def print_bench(report: dict[str, Any]) -> None:
+    """What ``edge-fgic bench`` prints: the table, why each failed artifact failed, and the report files."""
+    from rich.text import Text
+
+    from ..progress import console
+    console.print(terminal_table(report, console.width))
+    for r in report["rows"]:
+        if r.get("status") != "ok":
+            console.print(Text(f"✗ {r['name']}: {r.get('reason', '')}", style="red"), soft_wrap=True)
+    for name, path in report["files"].items():
+        console.print(Text(f"  {name:<11} {path}"), soft_wrap=True)

@@ -128,7 +128,8 @@ def _ov_compile(model, threads: int, hint: str = "f32") -> tuple[Callable[[], ob
               "INFERENCE_NUM_THREADS": threads, "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0}
     compiled = ov.Core().compile_model(model, "CPU", config)
     hint = compiled.get_property("INFERENCE_PRECISION_HINT")
-    info: dict[str, Any] = {"inference_precision": hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint),
+    info: dict[str, Any] = {"inference_precision": (hint.get_type_name() if hasattr(hint, "get_type_name")
+                                                    else str(hint)),
                             "ov_threads": int(compiled.get_property("INFERENCE_NUM_THREADS"))}
     for op in compiled.get_runtime_model().get_ordered_ops():
         rt = op.get_rt_info()
@@ -150,7 +151,8 @@ def _ov_matmul(size: int, threads: int, hint: str = "f32") -> tuple[Callable[[],
     y = ops.matmul(a, ops.constant(rng.standard_normal((size, size), dtype=np.float32)), False, False)
     request, info = _ov_compile(ov.Model([y], [a], "gemm_peak"), threads, hint)
     if info.get("inference_precision") != hint or info.get("exec_precision") != hint:
-        raise RuntimeError(f"OpenVINO did not run the {'fp32' if hint == 'f32' else hint} GEMM in {hint} (hint read back "
+        raise RuntimeError(f"OpenVINO did not run the {'fp32' if hint == 'f32' else hint} GEMM in {hint} "
+                           "(hint read back "
                            f"{info.get('inference_precision')}, GEMM ran {info.get('exec_precision')})")
     x = rng.standard_normal((size, size), dtype=np.float32)
     return lambda: request.infer({0: x}), info
@@ -168,7 +170,8 @@ def _ov_matmul_int8(size: int, threads: int) -> tuple[Callable[[], object], dict
         return ops.constant(np.array(v, dtype=np.float32))
     a = ops.parameter([size, size], np.float32, name="A")
     aq = ops.fake_quantize(a, c(0.0), c(255 / 64), c(0.0), c(255 / 64), 256)
-    w = ops.multiply(ops.convert(ops.constant(rng.integers(-127, 128, (size, size), dtype=np.int8)), np.float32), c(1 / 64))
+    w = ops.multiply(ops.convert(ops.constant(rng.integers(-127, 128, (size, size), dtype=np.int8)), np.float32),
+                     c(1 / 64))
     request, info = _ov_compile(ov.Model([ops.matmul(aq, w, False, False)], [a], "gemm_peak_int8"), threads)
     if info.get("exec_precision") not in ("u8", "i8"):
         raise RuntimeError(f"OpenVINO did not run the int8 GEMM in integer (GEMM ran {info.get('exec_precision')})")
@@ -185,14 +188,16 @@ def _torch_matmul_bf16(size: int, threads: int) -> tuple[Callable[[], object], d
         with torch.inference_mode():
             return torch.matmul(a, b)
     native = bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
-    return call, {"isa": torch.backends.cpu.get_cpu_capability(), "exec_precision": "bf16" if native else "bf16 (emulated)"}
+    return call, {"isa": torch.backends.cpu.get_cpu_capability(),
+                  "exec_precision": "bf16" if native else "bf16 (emulated)"}
 
 
 MAKERS: dict[str, Callable[[int, int], tuple[Callable[[], object], dict]]] = {
     "torch.matmul": _torch_matmul, "onnxruntime.MatMul": _ort_matmul, "openvino.MatMul": _ov_matmul,
     "torch._int_mm": _torch_int_mm, "onnxruntime.MatMulInteger": _ort_matmul_integer,
     "openvino.MatMul.int8": _ov_matmul_int8,
-    "torch.matmul.bf16": _torch_matmul_bf16, "openvino.MatMul.bf16": lambda size, threads: _ov_matmul(size, threads, "bf16"),
+    "torch.matmul.bf16": _torch_matmul_bf16,
+    "openvino.MatMul.bf16": lambda size, threads: _ov_matmul(size, threads, "bf16"),
 }
 
 
@@ -282,8 +287,10 @@ def _int8_note(int8: dict[str, dict], fp32: dict) -> str | None:
     """Runtimes whose int8 GEMM loses to their own fp32 one (no VNNI / dot product: it happens)."""
     runtime = lambda name: name.split(".")[0]  # noqa: E731
     f32 = {runtime(n): b for n, b in (fp32.get("backends") or {}).items() if b.get("macs_per_s")}
-    notes = [f"{n} is {f32[runtime(n)]['macs_per_s'] / b['macs_per_s']:.1f}x slower than {f32[runtime(n)]['backend']} (fp32)"
-             for n, b in int8.items() if b.get("macs_per_s") and runtime(n) in f32 and b["macs_per_s"] < f32[runtime(n)]["macs_per_s"]]
+    notes = [f"{n} is {f32[runtime(n)]['macs_per_s'] / b['macs_per_s']:.1f}x slower than "
+             f"{f32[runtime(n)]['backend']} (fp32)"
+             for n, b in int8.items()
+             if b.get("macs_per_s") and runtime(n) in f32 and b["macs_per_s"] < f32[runtime(n)]["macs_per_s"]]
     return "; ".join(notes) or None
 
 
@@ -340,3 +347,51 @@ def count_macs(model: nn.Module, input_size: int) -> int:
             h.remove()
         model.train(was_training)
     return int(total)
+
+
+# ------------------------------------------------------------------ the bench's roofline section
+
+
+def _source_macs(path: str, cache: dict) -> int | None:
+    """MACs of one image through the model an artifact was exported from (conv + linear layers)."""
+    if path not in cache:
+        try:
+            from ..models.checkpoint import load_checkpoint
+            from ..models.factory import FGClassifier
+            ck = load_checkpoint(path)
+            cache[path] = count_macs(FGClassifier(ck.model).eval(), ck.preprocess.input_size)
+        except Exception:  # the source checkpoint moved or is unreadable: no roofline for that row
+            cache[path] = None
+    return cache[path]
+
+
+def peak_for(row: dict) -> str:
+    """Which measured peak a row is held against: int8 artifacts the int8 one; a row whose float arithmetic
+    ran in bf16 (asked for with --compute-precision, or read back so) the bf16 one; every other the fp32 one."""
+    if row.get("precision") == "int8":
+        return "int8"
+    ran = str((((row.get("execution") or {}).get("effective") or {}).get("precision")) or "")
+    asked = (row.get("variant") or {}).get("precision") or ""
+    return "bf16" if "bf16" in ran or asked == "bf16" else "fp32"
+
+
+def bench_roofline(rows: list[dict], threads: int | None) -> dict:
+    """The CPU's measured GEMM peak per precision (the best of torch's, onnxruntime's and OpenVINO's own
+    GEMM kernels, at the bench's threads; bf16 only when a row ran bf16), and each artifact's achieved
+    MAC/s against it. A row above the peak keeps its real rate and is marked (``above_peak``), never clamped."""
+    threads = threads or None
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("latency_ms")]
+    fp32 = gemm_peak("fp32", threads=threads, seconds=1.0)
+    peaks = {"fp32": fp32, "int8": gemm_peak("int8", threads=threads, seconds=1.0, fp32=fp32)}
+    if any(peak_for(r) == "bf16" for r in ok):
+        peaks["bf16"] = gemm_peak("bf16", threads=threads, seconds=1.0)
+    cache: dict = {}
+    for row in ok:
+        src = row.get("source_checkpoint") or row["artifact"]
+        macs = _source_macs(src, cache)
+        if not macs:
+            continue
+        row["roofline"] = {**roofline_entry(macs, row["latency_ms"]["p50"], peaks[peak_for(row)]),
+                           "peak": peak_for(row)}
+    above = sorted(r["name"] for r in rows if (r.get("roofline") or {}).get("above_peak"))
+    return {"peaks": peaks, "threads": threads or "default", "above_peak": above}

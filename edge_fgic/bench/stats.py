@@ -16,6 +16,9 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats as _st
 
+from ..metrics import agreement as _agreement
+from ..metrics import confusion_matrix, per_class_prf, ranked
+
 __all__ = [
     "accuracy_metrics", "paired_bootstrap_drop", "mcnemar", "agreement",
     "per_class_drift", "confusable_pair_drift", "drift_csv_rows",
@@ -88,17 +91,12 @@ def accuracy_metrics(logits: np.ndarray, labels: np.ndarray, num_classes: int | 
     if n == 0:
         return {"top1": 0.0, "top5": 0.0, "macro_f1": 0.0, "n": 0}
 
-    ranked = np.argsort(-np.where(np.isnan(z), -np.inf, z), axis=1, kind="stable")[:, : min(5, c)]
-    pred = ranked[:, 0]
-    cm = np.bincount(y * c + pred, minlength=c * c).reshape(c, c)
-    tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
-    # F1 = 2 TP / (support + predicted): the same as 2PR/(P+R), and 0 when TP is 0.
-    active = (support + predicted) > 0
-    f1 = 2.0 * tp[active] / (support[active] + predicted[active])
+    top = ranked(z, 5)
+    prf = per_class_prf(confusion_matrix(y, top[:, 0], c))
     return {
-        "top1": _pct(int(tp.sum()), n),
-        "top5": _pct(int((ranked == y[:, None]).any(axis=1).sum()), n),
-        "macro_f1": 100.0 * float(f1.mean()),
+        "top1": _pct(int(prf["tp"].sum()), n),
+        "top5": _pct(int((top == y[:, None]).any(axis=1).sum()), n),
+        "macro_f1": float(prf["f1"][prf["active"]].mean()),
         "n": int(n),
     }
 
@@ -167,11 +165,11 @@ def mcnemar(ref_correct: np.ndarray, art_correct: np.ndarray) -> dict:
 
 
 def agreement(ref_pred: np.ndarray, art_pred: np.ndarray) -> float:
-    """% of images with the same top-1 prediction: catches drift that accuracy hides (two
-    models with equal accuracy can still disagree on many images). 0.0 if empty."""
+    """% of images with the same top-1 prediction (:func:`edge_fgic.metrics.agreement`, on validated
+    class indices). 0.0 if empty."""
     r, a = _labels(ref_pred, "ref_pred"), _labels(art_pred, "art_pred")
     _same_length(ref_pred=r, art_pred=a)
-    return _pct(int(np.sum(r == a)), len(r))
+    return _agreement(r, a)
 
 
 # ------------------------------------------------------------------ drift
@@ -188,7 +186,8 @@ def _drift_inputs(ref_pred: Any, art_pred: Any, labels: Any, classes: Sequence[s
     return r, a, y
 
 
-def per_class_drift(ref_pred: np.ndarray, art_pred: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> list[dict]:
+def per_class_drift(ref_pred: np.ndarray, art_pred: np.ndarray, labels: np.ndarray,
+                    classes: Sequence[str]) -> list[dict]:
     """Per-class accuracy change, worst first: a small global drop can hide one ruined class.
 
     Rows {"class", "n", "ref_acc", "art_acc", "delta" (art - ref, points), "flips"}; flips

@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = measure(spec)
     except Exception as exc:  # the artifact loaded but failed: report it, never crash the harness
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:240]
+        from ..errors import exc_line
+        first = exc_line(exc, 240, last=True)
         result = {"artifact": spec["artifact"], "status": "failed", "reason": f"{type(exc).__name__}: {first}"}
     Path(spec["result"]).write_text(json.dumps(result, indent=2))
     return 0

@@ -1,108 +1,27 @@
-"""Dataset selection (``--data KIND=PATH``), the reader registry and the one Dataset class.
+"""The one Dataset class (:class:`FGDataset`) over any reader's split index, and opening a split with
+every image decode-checked once. Which reader reads which layout is :mod:`.registry`'s business;
+the readers are in :mod:`.readers`.
 
-A *reader* turns a dataset root in its native on-disk layout into a :class:`SplitIndex`
-(sorted class names + ``(path, label)`` samples). Every reader shares the same image
-loading, validation and transforms through :class:`FGDataset`, so a new layout is one
-function and one registry row.
+May import: errors, progress, fileio, and this package.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from torch.utils.data import Dataset
 
 from ..errors import UserError
-from .images import SKIP_DIRS, find_bad_images, list_images, load_rgb, skipped_summary
-
-SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class SplitIndex:
-    """What a reader returns for one split."""
-
-    classes: list[str]
-    samples: list[tuple[str, int]]
-    note: str = ""  # e.g. "val carved from train (10 %, stratified, seed 0)"
-
-
-@dataclass
-class Reader:
-    kind: str
-    description: str
-    read: Callable[[Path, str], SplitIndex]
-    splits: tuple[str, ...] = SPLITS
-    aliases: tuple[str, ...] = ()
-
-
-READERS: dict[str, Reader] = {}
-
-
-def register_reader(reader: Reader) -> Reader:
-    for key in (reader.kind, *reader.aliases):
-        READERS[key] = reader
-    return reader
-
-
-@dataclass
-class DataSpec:
-    """``KIND=PATH`` as given on the command line (plain PATH means ImageFolder)."""
-
-    kind: str
-    path: Path
-
-    def __str__(self) -> str:
-        return f"{self.kind}={self.path}"
-
-    @property
-    def reader(self) -> Reader:
-        _load_builtin_readers()
-        return READERS[self.kind]
-
-
-def parse_data_spec(text: str | os.PathLike | DataSpec) -> DataSpec:
-    """Parse ``KIND=PATH`` or ``PATH``; raise a one-line :class:`UserError` on a bad kind or path."""
-    if isinstance(text, DataSpec):
-        return text
-    text = str(text)
-    _load_builtin_readers()
-    kind, sep, path = text.partition("=")
-    if not sep or os.path.exists(text):
-        kind, path = "imagefolder", text
-    kind = kind.strip().lower()
-    if kind not in READERS:
-        raise UserError(
-            f"--data {text}: unknown dataset kind {kind!r}; known kinds: {', '.join(sorted(_kinds()))} "
-            "(run `edge-fgic datasets` for their layouts)"
-        )
-    root = Path(path).expanduser()
-    if not root.exists() and READERS[kind].kind != "synthetic":  # synthetic=PATH is generated on first read
-        raise UserError(f"{root}: dataset path does not exist; check --data (expected {kind}=PATH)")
-    return DataSpec(READERS[kind].kind, root)
-
-
-def _kinds() -> list[str]:
-    return sorted({r.kind for r in READERS.values()})
-
-
-def list_readers() -> list[Reader]:
-    _load_builtin_readers()
-    return [READERS[k] for k in _kinds()]
-
-
-def read_split(spec: DataSpec | str, split: str) -> SplitIndex:
-    spec = parse_data_spec(spec)
-    reader = spec.reader
-    if split not in reader.splits:
-        raise UserError(f"{spec.path}: {spec.kind} has no split {split!r}; available: {', '.join(reader.splits)}")
-    index = reader.read(spec.path, split)
-    if not index.samples:
-        raise UserError(f"{spec.path}: no images found for split {split!r}; check the layout (`edge-fgic datasets`)")
-    return index
+from .images import find_bad_images, load_rgb, skipped_summary
+from .registry import (  # noqa: F401 - the data API
+    SPLITS,
+    DataSpec,
+    Reader,
+    SplitIndex,
+    list_readers,
+    parse_data_spec,
+    read_split,
+)
 
 
 class FGDataset(Dataset):
@@ -191,47 +110,30 @@ def check_same_classes(train: FGDataset | SplitIndex, other: FGDataset | SplitIn
     )
 
 
-# ---------------------------------------------------------------- ImageFolder
-
-
-def _read_imagefolder(root: Path, split: str) -> SplitIndex:
-    split_dir = root / split
-    if not split_dir.is_dir():
-        present = [s for s in SPLITS if (root / s).is_dir()]
+def checkpoint_data(data: str | None, ckpt, model: object, split: str) -> DataSpec:
+    """The dataset of a command that reads a checkpoint: ``data`` (``--data``) or, when ``None``, the one
+    recorded in the checkpoint; checked from ``split``'s index (no image decoded) to have the checkpoint's
+    classes, in the same order. ``model`` is how the user named the checkpoint (for the messages)."""
+    if data is None:
+        recorded = (ckpt.train_config or {}).get("data")
+        if not recorded:
+            raise UserError(f"{model}: the checkpoint records no dataset; pass --data KIND=PATH")
+        try:
+            spec = parse_data_spec(str(recorded))
+        except UserError as exc:
+            raise UserError(f"{exc} (dataset recorded in {model}; pass --data KIND=PATH to use another)") from None
+    else:
+        spec = parse_data_spec(data)
+    index = read_split(spec, split)
+    expected, got = list(ckpt.classes), list(index.classes)
+    if got != expected:
+        missing = [c for c in expected if c not in set(got)]
+        extra = [c for c in got if c not in set(expected)]
+        parts = [f"{what} {names[:5]}{' ...' if len(names) > 5 else ''}"
+                 for what, names in (("missing", missing), ("unexpected", extra)) if names]
         raise UserError(
-            f"{split_dir}: split folder not found (ImageFolder layout is ROOT/{{train,val,test}}/<class>/<image>; "
-            f"found {present or 'no split folders'})"
+            f"{spec.path}: the {split} split's {len(got)} classes differ from the {len(expected)} classes of {model} "
+            f"({', '.join(parts) or 'same names in a different order'}); "
+            "pass --data with the dataset the checkpoint was trained on"
         )
-    classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith(".")
-                     and d.name not in SKIP_DIRS)
-    if not classes:
-        raise UserError(f"{split_dir}: no class folders; put images in {split_dir}/<class name>/")
-    samples: list[tuple[str, int]] = []
-    for label, name in enumerate(classes):
-        files = [str(p) for p in list_images(split_dir / name)]
-        if not files:
-            raise UserError(f"{split_dir / name}: class folder has no images; add images or remove the folder")
-        samples += [(f, label) for f in files]
-    return SplitIndex(classes, samples)
-
-
-register_reader(
-    Reader(
-        "imagefolder",
-        "ROOT/{train,val,test}/<class>/<image> (a plain path means this)",
-        _read_imagefolder,
-        aliases=("folder",),
-    )
-)
-
-_BUILTINS_LOADED = False
-
-
-def _load_builtin_readers() -> None:
-    """Import the modules that register the native fine-grained layouts (once)."""
-    global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    _BUILTINS_LOADED = True
-    from . import native  # noqa: F401  (registers cub200, stanford_dogs, flowers102, ...)
-    from . import synthetic  # noqa: F401  (registers the embedded default)
+    return spec

@@ -125,7 +125,9 @@ def find_bad_images(paths: Sequence[str | os.PathLike], progress: bool = True, l
 
     The result is cached by (path, size, mtime), so a dataset is scanned once per change.
     """
-    from ..progress import track  # local import: keeps data importable without rich at import time
+    from ..progress import (
+        track,  # local import: keeps data importable without rich at import time
+    )
 
     paths = [str(p) for p in paths]
     cache = _cache_file(paths)
@@ -137,7 +139,8 @@ def find_bad_images(paths: Sequence[str | os.PathLike], progress: bool = True, l
     workers = min(8, (os.cpu_count() or 1) * 2)
     with ThreadPoolExecutor(workers) as pool:
         results = list(
-            track(pool.map(_check_one, paths), total=len(paths), description=f"checking images {label}".strip(), enabled=progress)
+            track(pool.map(_check_one, paths), total=len(paths), description=f"checking images {label}".strip(),
+                  enabled=progress)
         )
     bad = [r for r in results if r is not None]
     from ..fileio import write_json

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ..errors import UserError
-from .datasets import Reader, SplitIndex, _read_imagefolder, register_reader
+from .registry import read_split
 
 GENERATOR_VERSION = 1
 WING_MARKS = ("stripes", "bars", "ring")  # on the body, ~9 % of the object's area (~1 % of the image)
@@ -100,7 +100,8 @@ def _thick_line(draw: ImageDraw.ImageDraw, f: _Frame, p0, p1, width: float, fill
 
 
 def _draw_background(draw: ImageDraw.ImageDraw, size: int, rng: np.random.Generator) -> None:
-    top, bottom = np.array(_random_colour(rng, (0.0, 0.6), (0.2, 0.9))), np.array(_random_colour(rng, (0.0, 0.6), (0.2, 0.9)))
+    top, bottom = (np.array(_random_colour(rng, (0.0, 0.6), (0.2, 0.9))),
+                   np.array(_random_colour(rng, (0.0, 0.6), (0.2, 0.9))))
     for y in range(size):
         c = top + (bottom - top) * (y / (size - 1))
         draw.line([(0, y), (size, y)], fill=tuple(int(v) for v in c))
@@ -239,27 +240,6 @@ def generate(root: str | Path | None = None, cfg: SyntheticConfig | None = None,
     return root
 
 
-def _read_synthetic(root: Path, split: str) -> SplitIndex:
-    """``synthetic=PATH``: generate into PATH on first use (default config), then read it as ImageFolder."""
-    if not (root / "synthetic.json").exists():
-        from ..progress import console
-
-        console.print(f"generating the synthetic fine-grained dataset into {root} (first use, about 20 s)")
-        generate(root)
-    index = _read_imagefolder(root, split)
-    index.note = "procedurally generated (edge_fgic.data.synthetic)"
-    return index
-
-
-register_reader(
-    Reader(
-        "synthetic",
-        "embedded default: generated on first use into PATH (ImageFolder layout), 6 classes differing only in two small parts",
-        _read_synthetic,
-    )
-)
-
-
 # ----------------------------------------------------------------- proof of fine-grainedness
 
 
@@ -279,7 +259,7 @@ def colour_histogram_baseline(root: str | Path, bins: int = 8, steps: int = 500,
     On a genuinely fine-grained dataset this stays near chance: colour carries no class.
     """
     root = Path(root)
-    tr, va = _read_imagefolder(root, "train"), _read_imagefolder(root, "val")
+    tr, va = read_split(f"imagefolder={root}", "train"), read_split(f"imagefolder={root}", "val")
     xtr, xva = colour_histograms([p for p, _ in tr.samples], bins), colour_histograms([p for p, _ in va.samples], bins)
     ytr, yva = np.array([y for _, y in tr.samples]), np.array([y for _, y in va.samples])
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-6

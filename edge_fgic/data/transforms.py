@@ -87,7 +87,8 @@ def eval_transform(cfg: PreprocessConfig) -> T.Compose:
 def train_transform(cfg: PreprocessConfig, aug: AugmentConfig | None = None) -> T.Compose:
     aug = aug or AugmentConfig()
     interp = _INTERP[cfg.interpolation]
-    ops: list[Any] = [T.RandomResizedCrop(cfg.input_size, scale=tuple(aug.scale), ratio=tuple(aug.ratio), interpolation=interp)]
+    ops: list[Any] = [T.RandomResizedCrop(cfg.input_size, scale=tuple(aug.scale), ratio=tuple(aug.ratio),
+                                          interpolation=interp)]
     if aug.hflip > 0:
         ops.append(T.RandomHorizontalFlip(aug.hflip))
     if aug.auto_augment == "trivialaugment":

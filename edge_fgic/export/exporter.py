@@ -9,27 +9,25 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import NotApplicable, UserError, debug_enabled
+from ..bench.reference import export_target_tolerance, export_tolerance
+from ..errors import NotApplicable, UserError, debug_enabled, exc_line
 from ..fileio import private_dir, sha256_file, write_text
+from ..manifest import Manifest, Quantization, dumps, package_version, sidecar_path
+from ..metrics import agreement
 from ..progress import console
-from .manifest import build_manifest, dumps, package_version, sidecar_path
-from .targets import PRECISIONS, TARGETS, Target, get_target
+from ..targets import PRECISIONS, TARGETS, Target, get_target
 
 # Round-trip gates per precision: agreement of top-1 predictions with the source model (%), and the
-# largest logit difference relative to max(1, max |reference logit|). INT8 artifacts are judged on
-# agreement only: requantizing converters (TFLite) legitimately move logits by a few quantization steps.
-TOLERANCE: dict[str, dict[str, float | None]] = {
-    # FP32: the same arithmetic in another runtime (f32 asked for and read back): measured <= 3e-7
-    "fp32": {"min_agreement": 99.0, "max_rel_diff": 1e-5},
-    "fp16": {"min_agreement": 98.0, "max_rel_diff": 3e-2},
-    "int8": {"min_agreement": 95.0, "max_rel_diff": None},
-}
+# largest logit difference relative to max(1, max |reference logit|); INT8 is judged on agreement only.
+# The numbers and their reasons: edge_fgic/reference_defaults.yaml (package data, the one copy).
+TOLERANCE: dict[str, dict[str, float | None]] = export_tolerance()
 
 
 @dataclass
@@ -64,9 +62,9 @@ class Built:
     batch: int | None = 1
     files: list[Path] = field(default_factory=list)   # companions renamed before the artifact (OpenVINO .bin)
     converters: dict[str, str] = field(default_factory=dict)
-    quantization: dict[str, Any] | None = None
+    quantization: Quantization | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    embed: Callable[[Path, dict], None] | None = None  # writes the manifest into the artifact in place
+    embed: Callable[[Path, Manifest], None] | None = None  # writes the manifest into the artifact in place
     extras: list[Path] = field(default_factory=list)  # plain companions without a manifest (trtexec command)
     notes: list[str] = field(default_factory=list)
     verify: bool = True                    # False: cannot be run here (reported, not gated)
@@ -119,20 +117,14 @@ def _check_precision(cfg: ExportConfig, ckpt, precision: str) -> None:
                         f"`edge-fgic quantize -m {cfg.model}` first and export its best.pt")
     if precision != "int8" and ckpt.is_quantized:
         src = ckpt.quantization.get("source") or "the FP32 checkpoint"
-        raise UserError(f"{cfg.model}: is an INT8 checkpoint; export --precision int8, or export {precision} from {src}")
+        raise UserError(f"{cfg.model}: is an INT8 checkpoint; export --precision int8, "
+                        f"or export {precision} from {src}")
 
 
 def _data_spec(cfg: ExportConfig, ckpt):
-    from ..data.datasets import parse_data_spec, read_split
-    recorded = cfg.data or (ckpt.train_config or {}).get("data")
-    if not recorded:
-        raise UserError(f"{cfg.model}: the checkpoint records no dataset for the round-trip check; pass --data KIND=PATH")
-    spec = parse_data_spec(str(recorded))
-    index = read_split(spec, cfg.split)
-    if list(index.classes) != list(ckpt.classes):
-        raise UserError(f"{spec.path}: its classes differ from the {len(ckpt.classes)} classes of {cfg.model}; "
-                        "pass --data with the dataset the model was trained on")
-    return spec
+    """The round-trip check's images: --data, or the dataset the checkpoint records, with its classes."""
+    from ..data.datasets import checkpoint_data
+    return checkpoint_data(cfg.data or None, ckpt, cfg.model, cfg.split)
 
 
 class _Data:
@@ -195,7 +187,7 @@ class _Data:
 # ---------------------------------------------------------------- round trip
 
 
-def round_trip(built: Built, manifest: dict[str, Any], data: _Data, ref: np.ndarray, tol: dict[str, float | None],
+def round_trip(built: Built, manifest: Manifest, data: _Data, ref: np.ndarray, tol: dict[str, float | None],
                threads: int) -> dict[str, Any]:
     from ..runtime import runner_for
     x, y = data.check_set()
@@ -206,7 +198,7 @@ def round_trip(built: Built, manifest: dict[str, Any], data: _Data, ref: np.ndar
     seconds = time.perf_counter() - t0
     diff = float(np.abs(out - ref).max()) if len(x) else 0.0
     scale = max(1.0, float(np.abs(ref).max())) if len(x) else 1.0
-    agree = float(100.0 * (out.argmax(1) == ref.argmax(1)).mean()) if len(x) else 100.0
+    agree = agreement(out, ref) if len(x) else 100.0
     rel = diff / scale
     execution = runner.execution
     passed = (agree >= (tol["min_agreement"] or 0.0) and (tol["max_rel_diff"] is None or rel <= tol["max_rel_diff"])
@@ -232,9 +224,8 @@ def _failure_reason(rt: dict[str, Any], tol: dict[str, float | None]) -> str:
     return f"max relative logit difference {rt['max_rel_diff']:.2e} > {tol['max_rel_diff']:.0e}"
 
 
-# Per-target exceptions to TOLERANCE (none today). TFLite INT8 had 90 % while it recalibrated every
-# activation; it now carries NNCF's ranges (export/tflite_ranges.py) and meets the INT8 gate like the others.
-TARGET_TOLERANCE: dict[tuple[str, str], dict[str, float | None]] = {}
+# Per-target exceptions to TOLERANCE, each with its reason in edge_fgic/reference_defaults.yaml (none today).
+TARGET_TOLERANCE: dict[tuple[str, str], dict[str, float | None]] = export_target_tolerance()
 
 
 def _tolerance(cfg: ExportConfig, precision: str, target: str = "") -> dict[str, float | None]:
@@ -278,7 +269,7 @@ def _export(cfg: ExportConfig, progress: bool) -> list[ExportResult]:
             continue
         missing = target.missing()
         if missing:
-            msg = f"needs {', '.join(missing)}: pip install \"edge-fgic[{target.extra}]\""
+            msg = f"needs {', '.join(missing)}: {target.install_hint()}"
             if cfg.target != "all":
                 raise UserError(f"--target {name} {msg}")
             results.append(ExportResult(name, precision, "skipped", message=msg))
@@ -293,9 +284,23 @@ def _export(cfg: ExportConfig, progress: bool) -> list[ExportResult]:
     return results
 
 
+def target_module(target: Target):
+    """The module under edge_fgic/export/ that builds ``target`` (its ``export(job)`` and
+    ``outputs(stem, precision)``)."""
+    import importlib
+    return importlib.import_module(f"edge_fgic.export.{target.module}")
+
+
+def builder(target: Target) -> Callable:
+    """The function that builds ``target`` from an ExportJob: in a child process where the table says ``isolate``."""
+    if target.isolate:
+        from .isolate import run_isolated
+        return run_isolated
+    return target_module(target).export
+
+
 def _planned(target: Target, stem: str, precision: str) -> list[str]:
-    module = __import__(f"edge_fgic.export.{target.module}", fromlist=["outputs"])
-    return module.outputs(stem, precision)
+    return target_module(target).outputs(stem, precision)
 
 
 def _export_one(cfg: ExportConfig, ckpt, target: Target, precision: str, out: Path, stem: str,
@@ -316,19 +321,19 @@ def _export_one(cfg: ExportConfig, ckpt, target: Target, precision: str, out: Pa
     try:
         job = ExportJob(cfg, ckpt, target, precision, model, tmp, stem, profile, data.calibration)
         t0 = time.perf_counter()
-        with console.status(f"exporting {target.name} {precision} ...") if progress else _null():
-            built_list: list[Built] = _guard(cfg, target, precision, "converter", target.build(), job)
+        with console.status(f"exporting {target.name} {precision} ...") if progress else nullcontext():
+            built_list: list[Built] = _guard(cfg, target, precision, "converter", builder(target), job)
         build_s = time.perf_counter() - t0
         staged = []
         for built in built_list:
-            manifest = build_manifest(ckpt, target=target.name, precision=precision, file=built.artifact.name,
-                                      layout=built.layout, input_dtype=built.input_dtype, batch=built.batch,
-                                      converters=built.converters, quantization=built.quantization,
-                                      options={**built.options, **({"profile": profile} if profile else {})})
-            manifest["export"]["build_seconds"] = round(build_s, 2)
+            manifest = Manifest.from_checkpoint(
+                ckpt, target=target.name, precision=precision, file=built.artifact.name, layout=built.layout,
+                input_dtype=built.input_dtype, batch=built.batch, converters=built.converters,
+                quantization=built.quantization, options={**built.options, **({"profile": profile} if profile else {})})
+            manifest.export["build_seconds"] = round(build_s, 2)
             if built.verify:
                 rt = round_trip(built, manifest, data, ref, tol, cfg.threads)
-                manifest["round_trip"] = rt
+                manifest.round_trip = rt
                 if not rt["passed"]:
                     why = _failure_reason(rt, tol)
                     raise UserError(f"{built.artifact.name}: round trip in {rt['runtime']} failed on {rt['images']} "
@@ -339,12 +344,13 @@ def _export_one(cfg: ExportConfig, ckpt, target: Target, precision: str, out: Pa
         for built, manifest in staged:
             final = out / built.artifact.name
             files = [*built.files, built.artifact]
-            side = {"sha256": {f.name: sha256_file(f) for f in files}, "size_bytes": sum(f.stat().st_size for f in files)}
-            write_text(sidecar_path(final), dumps({**manifest, "files": side}) + "\n")
+            side = {"sha256": {f.name: sha256_file(f) for f in files},
+                    "size_bytes": sum(f.stat().st_size for f in files)}
+            write_text(sidecar_path(final), dumps(replace(manifest, files=side)) + "\n")
             for f in [*built.extras, *built.files, built.artifact]:   # entry point last
                 (out / f.name).unlink(missing_ok=True)
                 f.replace(out / f.name)
-            rt = manifest["round_trip"]
+            rt = manifest.round_trip
             results.append(ExportResult(target.name, precision, "ok" if built.verify else "unverified",
                                         str(final), "; ".join(built.notes), side["size_bytes"], round(build_s, 2), rt,
                                         [str(out / e.name) for e in built.extras]))
@@ -362,21 +368,9 @@ def _guard(cfg: ExportConfig, target: Target, precision: str, what: str, fn: Cal
     except Exception as exc:
         if debug_enabled():
             raise
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:240]
+        first = exc_line(exc, 240, last=True)
         raise UserError(f"{cfg.model}: the {target.name} {precision} {what} failed ({type(exc).__name__}: {first}); "
                         "nothing was written; set EDGE_FGIC_DEBUG=1 for the traceback") from None
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
-
-
-def results_json(results: list[ExportResult]) -> list[dict[str, Any]]:
-    return [asdict(r) for r in results]
 
 
 def converter_versions(*names: str) -> dict[str, str]:

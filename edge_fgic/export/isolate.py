@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, exc_line
 from ..native import STAGE_ENV, log_line, native_workdir, read_stage, signal_text
 
 
@@ -44,7 +44,8 @@ def run_isolated(job) -> list:
 def _run(job, handoff: Path) -> list:
     tmp = Path(job.tmp)
     spec: dict[str, Any] = {"cfg": dataclasses.asdict(job.cfg), "target": job.target.name, "precision": job.precision,
-                            "tmp": str(tmp), "stem": job.stem, "profile": job.profile, "log": str(handoff / "converter.log"),
+                            "tmp": str(tmp), "stem": job.stem, "profile": job.profile,
+                            "log": str(handoff / "converter.log"),
                             "result": str(handoff / "converter.result.pkl"), "stage": str(handoff / "converter.stage"),
                             "calibration": None}
     if job.precision == "int8" and job.target.calibrates:
@@ -102,7 +103,7 @@ def _child(spec: dict[str, Any]) -> None:
     except UserError as exc:
         out = {"ok": False, "user_error": True, "message": str(exc)}
     except Exception as exc:  # noqa: BLE001 - the parent's _guard turns it into one line
-        first = (str(exc).strip().splitlines() or [""])[-1][:240]
+        first = exc_line(exc, 240, last=True)
         out = {"ok": False, "user_error": False, "message": f"{type(exc).__name__}: {first}"}
     tmp = spec["result"] + ".tmp"
     with open(tmp, "wb") as fh:
@@ -112,8 +113,8 @@ def _child(spec: dict[str, Any]) -> None:
 
 def _export(spec: dict[str, Any]) -> list:
     from ..models.checkpoint import load_checkpoint
-    from .exporter import ExportConfig, ExportJob
-    from .targets import TARGETS
+    from ..targets import TARGETS
+    from .exporter import ExportConfig, ExportJob, target_module
     cfg = ExportConfig(**spec["cfg"])
     ckpt = load_checkpoint(cfg.model)
     model = ckpt.build_model().cpu().eval()
@@ -126,7 +127,7 @@ def _export(spec: dict[str, Any]) -> list:
     target = TARGETS[spec["target"]]
     job = ExportJob(cfg, ckpt, target, spec["precision"], model, Path(spec["tmp"]), spec["stem"], spec["profile"],
                     lambda: chosen)
-    return target.exporter()(job)
+    return target_module(target).export(job)
 
 
 if __name__ == "__main__":  # python -m edge_fgic.export.isolate SPEC.json (what run_isolated starts)

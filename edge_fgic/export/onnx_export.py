@@ -3,7 +3,6 @@ Q/DQ from the NNCF model (uint8 activations, onnxruntime's integer fast path on 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,8 @@ from torch import nn
 
 from ..errors import UserError
 from .exporter import Built, ExportJob, converter_versions
-from .manifest import MANIFEST_KEY, dumps
+from ..manifest import Quantization
+from ..manifest.onnx import embed as embed_onnx
 
 
 def outputs(stem: str, precision: str) -> list[str]:
@@ -60,37 +60,18 @@ def export_float(model: nn.Module, path: Path, input_size: int, *, precision: st
     return {"simplified": "onnxslim" if slimmed else "no", "nodes": len(model_proto.graph.node)}
 
 
-def embed_onnx(path: Path, manifest: dict[str, Any]) -> None:
-    """Write the manifest (and a few flat keys other tools show) into ``metadata_props``."""
-    import onnx
-    m = onnx.load(str(path))
-    props = {MANIFEST_KEY: dumps(manifest, indent=None), "classes": json.dumps(manifest["classes"]),
-             "input_size": str(manifest["input"]["input_size"]), "mean": json.dumps(manifest["input"]["mean"]),
-             "std": json.dumps(manifest["input"]["std"]), "precision": manifest["artifact"]["precision"],
-             "author": "edge-fgic"}
-    keep = [p for p in m.metadata_props if p.key not in props]
-    del m.metadata_props[:]
-    m.metadata_props.extend(keep)
-    for k, v in props.items():
-        m.metadata_props.add(key=k, value=v)
-    m.producer_name = "edge-fgic"
-    onnx.save(m, str(path))
-
-
-def qdq_record(ckpt, summary: dict[str, Any], activations: str) -> dict[str, Any]:
-    q = ckpt.quantization or {}
-    return {"scheme": "explicit QuantizeLinear/DequantizeLinear (from NNCF)", "framework": q.get("framework"),
-            "mode": q.get("mode"), "weights": q.get("weights"), "activations": activations,
-            "per_channel_weights": True, "calibration": q.get("calibration"),
-            "source_int8_checkpoint_val": q.get("val"),
-            "graph": {k: v for k, v in summary.items() if k != "path"}}  # the build path was a temp folder
+def qdq_record(ckpt, summary: dict[str, Any], activations: str) -> Quantization:
+    return Quantization.from_checkpoint(ckpt.quantization, "explicit QuantizeLinear/DequantizeLinear (from NNCF)",
+                                        activations=activations,
+                                        graph={k: v for k, v in summary.items() if k != "path"})  # path: a temp folder
 
 
 def export_int8(job: ExportJob, path: Path, *, signed: bool) -> dict[str, Any]:
     """The NNCF model as Q/DQ ONNX: signed int8 (TensorRT) or uint8 activations (onnxruntime on x86)."""
     from ..quant.onnx_qdq import export_qdq
     if job.cfg.dynamic_batch:
-        raise UserError("--dynamic-batch: INT8 Q/DQ exports have a static batch of 1 (NNCF's traced graph); drop the flag")
+        raise UserError("--dynamic-batch: INT8 Q/DQ exports have a static batch of 1 (NNCF's traced graph); "
+                        "drop the flag")
     return export_qdq(job.model, path, job.input_size, opset=job.cfg.opset, fold_weights=True,
                       uint8_activations=not signed, integer_gemm=not signed)
 
@@ -101,7 +82,8 @@ def export(job: ExportJob) -> list[Built]:
         summary = export_int8(job, path, signed=False)
         quant = qdq_record(job.ckpt, summary, "uint8 per tensor, zero-point 128 (exact rewrite of NNCF's int8) "
                            "or NNCF's unsigned after ReLU")
-        info: dict[str, Any] = {"qdq_nodes": summary["ops"].get("QuantizeLinear", 0) + summary["ops"].get("DequantizeLinear", 0)}
+        info: dict[str, Any] = {"qdq_nodes": summary["ops"].get("QuantizeLinear", 0)
+                                + summary["ops"].get("DequantizeLinear", 0)}
     else:
         info = export_float(job.model, path, job.input_size, precision=job.precision, opset=job.cfg.opset,
                             dynamic_batch=job.cfg.dynamic_batch)

@@ -8,15 +8,14 @@ one line (with what OpenVINO printed last) while removing its work folder."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from ..native import in_watched_child
 from .exporter import Built, ExportJob, converter_versions
-from .manifest import MANIFEST_KEY, dumps
+from ..manifest import Quantization
+from ..manifest.openvino import embed as embed_openvino
 
 
 def outputs(stem: str, precision: str) -> list[str]:
@@ -28,8 +27,8 @@ def export(job: ExportJob) -> list[Built]:
 
     from ..models.fuse import fuse_for_deploy
     from ..native import crash_point, stage
-    from ..quant.nncf_quant import _quiet_nncf
-    _quiet_nncf()
+    from ..quiet import quiet_nncf
+    quiet_nncf()
     crash_point("openvino-convert")
     x = torch.zeros(1, 3, job.input_size, job.input_size)
     net = job.model if job.precision == "int8" else fuse_for_deploy(job.model.cpu().float()).eval()
@@ -48,9 +47,7 @@ def export(job: ExportJob) -> list[Built]:
     quant = None
     if job.precision == "int8":
         q = job.ckpt.quantization or {}
-        quant = {"scheme": "NNCF FakeQuantize -> OpenVINO integer kernels", "framework": q.get("framework"),
-                 "mode": q.get("mode"), "weights": q.get("weights"), "activations": q.get("activations"),
-                 "per_channel_weights": True, "calibration": q.get("calibration"), "source_int8_checkpoint_val": q.get("val")}
+        quant = Quantization.from_checkpoint(q, "NNCF FakeQuantize -> OpenVINO integer kernels")
     return [Built(artifact=xml, runtime="openvino", files=[xml.with_suffix(".bin")],
                   batch=None if job.cfg.dynamic_batch else 1,
                   converters={"openvino": ov.get_version().split("-")[0], **converter_versions("nncf")},
@@ -63,7 +60,7 @@ def compile_check(job: ExportJob, xml: Path) -> None:
     """Compile ``xml`` for the CPU as the round trip will (same settings, same code) and run one image."""
     import numpy as np
 
-    from ..errors import UserError
+    from ..errors import UserError, exc_line
     from ..runtime.base import default_threads
     from ..runtime.openvino_runner import compile_cpu, requested_settings
     threads = int(job.cfg.threads) if job.cfg.threads else default_threads()
@@ -71,20 +68,8 @@ def compile_check(job: ExportJob, xml: Path) -> None:
         _, compiled = compile_cpu(xml, requested_settings("f32", threads))
         compiled.create_infer_request().infer({0: np.zeros((1, 3, job.input_size, job.input_size), np.float32)})
     except Exception as exc:  # noqa: BLE001 - OpenVINO's own exception, reported in one line
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        first = exc_line(exc)
         raise UserError(f"{job.cfg.model}: OpenVINO's CPU plugin cannot compile and run the {job.precision} IR "
                         f"converted from it ({first}); nothing was written; try another openvino release") from None
 
 
-def embed_openvino(xml: Path, manifest: dict[str, Any]) -> None:
-    """The manifest into the IR's ``rt_info`` (re-serialised; the .bin weights are unchanged)."""
-    import openvino as ov
-    core = ov.Core()
-    model = core.read_model(str(xml))
-    model.set_rt_info(dumps(manifest, indent=None), [MANIFEST_KEY])
-    model.set_rt_info(json.dumps(manifest["classes"]), ["edge_fgic_classes"])
-    tmp = xml.with_name(xml.stem + ".meta.xml")
-    ov.save_model(model, str(tmp), compress_to_fp16=False)
-    # save_model rewrites weights too; keep the original .bin (identical content) and the new .xml
-    tmp.replace(xml)
-    tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))

@@ -47,6 +47,7 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
     trt = data.get("tensorrt") or {}
     bad = set(trt) - TRT_KEYS
     if bad:
-        raise UserError(f"{path}: unknown tensorrt key(s) {', '.join(sorted(bad))}; allowed: {', '.join(sorted(TRT_KEYS))}")
+        raise UserError(f"{path}: unknown tensorrt key(s) {', '.join(sorted(bad))}; "
+                        f"allowed: {', '.join(sorted(TRT_KEYS))}")
     data["path"] = str(path)
     return data

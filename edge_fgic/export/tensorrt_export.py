@@ -102,19 +102,22 @@ def export(job: ExportJob) -> list[Built]:
         violations = check_tensorrt_qdq(onnx.load(str(onnx_path)))
         if violations:
             first = violations[0]
-            raise NotApplicable(f"{job.cfg.model}: {len(violations)} Q/DQ node(s) break TensorRT's rules (e.g. {first}); "
+            raise NotApplicable(f"{job.cfg.model}: {len(violations)} Q/DQ node(s) break TensorRT's rules "
+                                f"(e.g. {first}); "
                             f"requantize with signed activations: `edge-fgic quantize --signed -m "
                                f"{(job.ckpt.quantization or {}).get('source') or '<FP32 best.pt>'}`")
         quant = qdq_record(job.ckpt, summary, "int8 per tensor, zero-point 0")
-        quant["tensorrt_rule_violations"] = 0
+        quant.details["tensorrt_rule_violations"] = 0
     else:
         export_float(job.model, onnx_path, job.input_size, precision=job.precision, opset=job.cfg.opset,
                      dynamic_batch=dynamic)
         quant = None
     cmd = trtexec_command(onnx_name, engine_name, opts, job.input_size, dynamic)
     cmd_path = job.tmp / f"{job.stem}-{job.precision}.trtexec.sh"
-    write_text(cmd_path, "#!/bin/sh\n# Build the TensorRT engine on the target device (Jetson: JetPack's /usr/src/tensorrt/bin/trtexec)\n"
-               f"# from the ONNX next to this file. Written by edge-fgic export --target tensorrt.\nset -e\ncd \"$(dirname \"$0\")\"\n{cmd}\n")
+    write_text(cmd_path, "#!/bin/sh\n"
+               "# Build the TensorRT engine on the target device (Jetson: JetPack's /usr/src/tensorrt/bin/trtexec)\n"
+               "# from the ONNX next to this file. Written by edge-fgic export --target tensorrt.\n"
+               f"set -e\ncd \"$(dirname \"$0\")\"\n{cmd}\n")
     cmd_path.chmod(0o755)
     batch = None if dynamic else 1
     common = dict(batch=batch, quantization=quant,

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..manifest import Quantization
+from ..manifest.tflite import embed as embed_tflite
 from ..quiet import quiet_native_logs  # noqa: F401 - re-exported for older imports
 from .exporter import Built, ExportJob, converter_versions
 
@@ -45,7 +47,7 @@ def weight_quantized_float(q_model: nn.Module, ckpt) -> nn.Module:
 
     from ..models.factory import FGClassifier
     from ..models.fuse import fuse_for_deploy
-    from ..quant.nncf_quant import is_weight_quantizer
+    from ..models.quantized import is_weight_quantizer
     q = copy.deepcopy(q_model).cpu().eval()
     size = ckpt.preprocess.input_size
     graph = build_nncf_graph(q, torch.zeros(1, 3, size, size))
@@ -94,8 +96,8 @@ def check_builtin_only(model: bytes, name: str) -> list[str]:
 
 
 def export(job: ExportJob) -> list[Built]:
-    from ..quant.nncf_quant import _quiet_nncf
-    _quiet_nncf()
+    from ..quiet import quiet_nncf
+    quiet_nncf()
     with quiet_native_logs():
         return _export(job)
 
@@ -132,17 +134,18 @@ def _export(job: ExportJob) -> list[Built]:
         io = _io_quantization(model)
         input_dtype = io["input"]["dtype"]
         q = job.ckpt.quantization or {}
-        quant = {"scheme": "TFLite full-integer on the NNCF-quantized weights, NNCF's activation ranges carried "
-                           "(ai-edge-quantizer min/max only where NNCF has no quantizer)",
-                 "weights": "int8 symmetric per output channel", "activations": "int8 per tensor (NNCF's grids)",
-                 "per_channel_weights": True, "io": io, "calibration": record, "activation_ranges": carried,
-                 "source_quantization": {"framework": q.get("framework"), "mode": q.get("mode"),
-                                         "calibration": q.get("calibration")}}
+        quant = Quantization.from_checkpoint(
+            q, "TFLite full-integer on the NNCF-quantized weights, NNCF's activation ranges carried "
+               "(ai-edge-quantizer min/max only where NNCF has no quantizer)",
+            weights="int8 symmetric per output channel", activations="int8 per tensor (NNCF's grids)",
+            io=io, calibration=record, activation_ranges=carried,
+            source_quantization={"framework": q.get("framework"), "mode": q.get("mode"),
+                                 "calibration": q.get("calibration")})
     float_path.unlink(missing_ok=True)
     ops = check_builtin_only(model, path.name)
     path.write_bytes(model)
     if job.precision == "fp16":
-        quant = {"scheme": "float16 weights (dequantized to float32 on CPU; the GPU delegate runs FP16)"}
+        quant = Quantization(scheme="float16 weights (dequantized to float32 on CPU; the GPU delegate runs FP16)")
     return [Built(artifact=path, runtime="litert", layout="NHWC", input_dtype=input_dtype, batch=1,
                   converters={**converter_versions("litert-torch", "ai-edge-quantizer", "ai-edge-litert")},
                   quantization=quant, options={"ops": ops, "builtin_ops_only": True}, embed=embed_tflite)]
@@ -164,17 +167,3 @@ def _io_quantization(model: bytes) -> dict[str, Any]:
         scale, zp = t["quantization"]
         return {"dtype": np.dtype(t["dtype"]).name, "scale": float(scale), "zero_point": int(zp)}
     return {"input": d(inp), "output": d(out)}
-
-
-def embed_tflite(path: Path, manifest: dict[str, Any]) -> None:
-    """Our manifest + the standard TFLite metadata (labels, normalization) for Android tooling."""
-    from .. import __version__
-    from .tflite_metadata import embed_metadata
-    inp = manifest["input"]
-    data = embed_metadata(path.read_bytes(), manifest=manifest, classes=manifest["classes"],
-                          input_size=int(inp["input_size"]), mean=tuple(inp["mean"]), std=tuple(inp["std"]),
-                          name=f"{manifest['model']['name']} ({manifest['artifact']['precision']})",
-                          description=f"Fine-grained image classifier over {len(manifest['classes'])} classes "
-                                      "(edge-fgic); outputs logits",
-                          version=__version__, layout=inp["layout"])
-    path.write_bytes(data)

@@ -10,7 +10,8 @@ fused ReLU, each residual add, the pooled features). Names do not line up betwee
 tensors are paired by value: the input of each NNCF activation quantizer on a few calibration images
 against every tensor of the float .tflite on the same images (NCHW -> NHWC), aligned in execution
 order (relative error below ``MATCH_MAX``; order settles ties such as a block whose residual branch is
-still near zero, whose output then equals its input); the range then replaces the calibrated min/max of that tensor, so TFLite's int8 grid is NNCF's (a signed 8-bit
+still near zero, whose output then equals its input); the range then replaces the calibrated min/max of
+that tensor, so TFLite's int8 grid is NNCF's (a signed 8-bit
 quantizer with scale s covers [-128 s/127, s]: TFLite's scale s/127, zero-point 0, exactly). Tensors
 NNCF does not quantize (the logits) keep their calibrated range. Anything ambiguous is left
 calibrated and named in the record.
@@ -43,8 +44,9 @@ def nncf_activations(q_model, images: np.ndarray) -> list[dict[str, Any]]:
     """Each enabled NNCF activation quantizer: its name, range and its input on ``images`` (NCHW)."""
     import torch
 
-    from ..quant.nncf_quant import is_weight_quantizer, quantizers
-    acts = [(n, q) for n, q in quantizers(q_model) if not is_weight_quantizer(n, q) and bool(getattr(q, "enabled", [1])[0])]
+    from ..models.quantized import is_weight_quantizer, quantizers
+    acts = [(n, q) for n, q in quantizers(q_model)
+            if not is_weight_quantizer(n, q) and bool(getattr(q, "enabled", [1])[0])]
     seen: dict[str, np.ndarray] = {}  # filled in execution order (dicts keep insertion order)
 
     def keep(name: str):
@@ -157,7 +159,8 @@ def carry_ranges(q_model, float_tflite: Path, images: np.ndarray, calib: dict[st
             continue
         ref = calib[tensor]
         shape = np.asarray(ref["min"]).shape
-        calib[tensor] = {**ref, "min": np.full(shape, p["low"], np.float32), "max": np.full(shape, p["high"], np.float32)}
+        calib[tensor] = {**ref, "min": np.full(shape, p["low"], np.float32),
+                         "max": np.full(shape, p["high"], np.float32)}
         carried.append({"quantizer": p["name"], "tensor": tensor, "range": [p["low"], p["high"]], "levels": p["levels"],
                         "match_error": round(p["error"], 5)})
     return {"method": "NNCF activation ranges carried (tensors paired by value)", "carried": len(carried),

@@ -20,7 +20,7 @@ from torch import nn
 
 from .. import __version__
 from ..data.transforms import PreprocessConfig
-from ..errors import CheckpointError
+from ..errors import CheckpointError, exc_line
 from ..fileio import atomic_path, sha256_file
 from .factory import FGClassifier, ModelConfig
 
@@ -63,13 +63,14 @@ class Checkpoint:
     def build_model(self) -> FGClassifier:
         model = FGClassifier(self.model)
         if self.quantization:  # the deploy-folded FP32 graph + NNCF's quantizers, as they were saved
-            from ..quant.nncf_quant import rebuild_quantized
+            from .quantized import rebuild_quantized
             model = rebuild_quantized(model, self.quantization, self.path)
         try:
             model.load_state_dict(self.state_dict, strict=True)
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
-            raise CheckpointError(f"{self.path}: weights do not match {self.model.name} ({first}); the file is damaged or from another model") from None
+            raise CheckpointError(f"{self.path}: weights do not match {self.model.name} ({first}); "
+                                  "the file is damaged or from another model") from None
         return model.eval()
 
 
@@ -117,7 +118,8 @@ def save_checkpoint(
             free = -1
         if "inline_container" in str(exc) or "unexpected pos" in str(exc) or 0 <= free < (64 << 20):
             from ..errors import UserError
-            raise UserError(f"{path}: the checkpoint could not be written ({free // 1024 if free >= 0 else '?'} KiB free "
+            raise UserError(f"{path}: the checkpoint could not be written "
+                            f"({free // 1024 if free >= 0 else '?'} KiB free "
                             "on that disk: no space left?); free some space or choose another --out") from None
         raise
     return path
@@ -139,10 +141,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                 f"{path}: holds arbitrary Python objects, which edge-fgic refuses to unpickle; "
                 "pass a checkpoint written by `edge-fgic train`"
             ) from None
-        raise CheckpointError(f"{path}: not a checkpoint (cannot unpickle); pass a .pt file written by `edge-fgic train`") from None
+        raise CheckpointError(f"{path}: not a checkpoint (cannot unpickle); "
+                              "pass a .pt file written by `edge-fgic train`") from None
     except Exception as exc:  # random bytes raise anything: KeyError, IndexError, struct.error, UnicodeDecodeError ...
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first}); pass a .pt file written by `edge-fgic train`") from None
+        first = exc_line(exc, 120)
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first}); "
+                              "pass a .pt file written by `edge-fgic train`") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         hint = (
             "it looks like a plain state_dict: use it with --pretrained FILE"
@@ -151,7 +155,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         )
         raise CheckpointError(f"{path}: not an edge-fgic checkpoint; {hint}")
     if int(payload.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: written by a newer edge-fgic (format {payload['format_version']}); upgrade edge-fgic")
+        raise CheckpointError(f"{path}: written by a newer edge-fgic (format {payload['format_version']}); "
+                              "upgrade edge-fgic")
     try:
         return Checkpoint(
             model=ModelConfig.from_dict(payload["model"]),

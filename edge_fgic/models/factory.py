@@ -108,7 +108,8 @@ class FGClassifier(nn.Module):
 
     def _feature_info_layer(self, input_size: int) -> nn.Module:
         info = list(getattr(self.backbone, "feature_info", None) or [])
-        fits = [f for f in info if isinstance(f, dict) and f.get("module") and input_size // int(f.get("reduction", 32)) >= 4]
+        fits = [f for f in info if isinstance(f, dict) and f.get("module")
+                and input_size // int(f.get("reduction", 32)) >= 4]
         if not fits or fits[-1] is info[-1]:
             return self.attention
         return self.backbone.get_submodule(fits[-1]["module"])
@@ -132,7 +133,8 @@ def _unknown_model(name: str) -> UserError:
     import difflib
     close = difflib.get_close_matches(name, timm.list_models(), n=4, cutoff=0.6)
     family = [m for m in available_models() if name.split("_")[-1] in m][:4] or available_models()[:4]
-    return UserError(f"unknown model name {name!r}; use a timm classifier, e.g. {', '.join(dict.fromkeys(close + family))}")
+    return UserError(f"unknown model name {name!r}; "
+                     f"use a timm classifier, e.g. {', '.join(dict.fromkeys(close + family))}")
 
 
 def _create_backbone(cfg: ModelConfig, pretrained: bool | str | Path) -> nn.Module:

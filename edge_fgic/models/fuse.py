@@ -129,7 +129,8 @@ _EFF_PAIRS = (("conv_stem", "bn1"), ("conv_dw", "bn1"), ("conv_pw", "bn1"), ("co
 
 def _norm_act_tail(bn: nn.Module) -> nn.Module:
     """What is left of a (timm) BatchNormAct2d once its affine moved into the conv: drop + activation."""
-    tail = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None)) if m is not None and not isinstance(m, nn.Identity)]
+    tail = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None))
+            if m is not None and not isinstance(m, nn.Identity)]
     return tail[0] if len(tail) == 1 else (nn.Sequential(*tail) if tail else nn.Identity())
 
 

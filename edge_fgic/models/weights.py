@@ -77,12 +77,14 @@ def resolve_weights(spec: str | Path) -> Path:
         root = Path(list(found.submodule_search_locations)[0])
         files = sorted(p for p in root.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file())
         if len(files) != 1:
-            raise UserError(f"{text}: package {name} holds {len(files)} weights files ({', '.join(p.name for p in files[:4]) or 'none'}); "
+            raise UserError(f"{text}: package {name} holds {len(files)} weights files "
+                            f"({', '.join(p.name for p in files[:4]) or 'none'}); "
                             "pass --pretrained PATH to the one you mean")
         return files[0]
     path = Path(text).expanduser()
     if not path.is_file():
-        raise UserError(f"{path}: pretrained weights file not found; pass a .safetensors/.pth file, pkg:NAME or --pretrained hub")
+        raise UserError(f"{path}: pretrained weights file not found; "
+                        "pass a .safetensors/.pth file, pkg:NAME or --pretrained hub")
     return path
 
 
@@ -94,11 +96,13 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise UserError(f"{path}: not a readable safetensors file ({_first(exc)}); pass the original weights file") from None
+            raise UserError(f"{path}: not a readable safetensors file ({_first(exc)}); "
+                            "pass the original weights file") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors of every kind: a damaged or foreign file
-        raise UserError(f"{path}: not a weights file torch can read safely ({_first(exc)}); pass a .safetensors/.pth state dict") from None
+        raise UserError(f"{path}: not a weights file torch can read safely ({_first(exc)}); "
+                        "pass a .safetensors/.pth state dict") from None
     if isinstance(obj, dict) and obj.get("format") == "edge-fgic-checkpoint":
         obj = obj.get("state_dict", {})  # one of our checkpoints: its model's tensors
     for key in _CONTAINER_KEYS:
@@ -122,9 +126,11 @@ def _strip(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _classifier_names(model: nn.Module) -> list[str]:
     """State-dict keys of the model's classifier (timm's pretrained_cfg names it)."""
-    cls = (getattr(model, "pretrained_cfg", None) or {}).get("classifier") or getattr(model, "default_cfg", {}).get("classifier")
+    cls = ((getattr(model, "pretrained_cfg", None) or {}).get("classifier")
+           or getattr(model, "default_cfg", {}).get("classifier"))
     names = [cls] if isinstance(cls, str) else list(cls or [])
-    return [k for k in model.state_dict() if any(k == f"{n}.weight" or k == f"{n}.bias" or k.startswith(f"{n}.") for n in names)]
+    return [k for k in model.state_dict()
+            if any(k == f"{n}.weight" or k == f"{n}.bias" or k.startswith(f"{n}.") for n in names)]
 
 
 def _by_position(sd: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | str:
@@ -209,7 +215,8 @@ def load_pretrained(model: nn.Module, spec: str | Path, name: str) -> LoadReport
         for k in skip:
             state[k] = target[k]
         model.load_state_dict(state, strict=True)
-        return LoadReport(path, scheme, len(target) - len(skip), len(target), sorted({k.rsplit(".", 1)[0] for k in skip}))
+        return LoadReport(path, scheme, len(target) - len(skip), len(target),
+                          sorted({k.rsplit(".", 1)[0] for k in skip}))
     port = [r for r in reasons if r.startswith("efficientnet-pytorch")]
     best = (port or reasons or ["no naming scheme applies"])[0]
     raise UserError(f"{path}: weights do not fit {name} ({best}); pass weights of that model")

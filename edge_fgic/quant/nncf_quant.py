@@ -23,7 +23,6 @@ size and hash, the source checkpoint's hash, and FP32 vs INT8 accuracy on val.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -33,14 +32,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.datasets import FGDataset, open_split, parse_data_spec, read_split
+from ..data.datasets import FGDataset, checkpoint_data, open_split
 from ..data.transforms import eval_transform
 from ..errors import UserError
 from ..fileio import write_json
+from ..metrics import agreement
 from ..models import FGClassifier, load_model, save_checkpoint
-from ..models.checkpoint import Checkpoint, load_checkpoint
-from ..models.fuse import fuse_for_deploy
+from ..models.checkpoint import Checkpoint
+from ..models.quantized import is_weight_quantizer, quantize_model, quantizers, rebuild_quantized
 from ..progress import console, progress_enabled
+from ..targets import QUANT_MODES
 from ..training.distill import DistillHooks
 from ..utils import resolve_device
 
@@ -80,12 +81,13 @@ class QuantConfig:
 
     def validate(self) -> None:
         checks = [
-            (self.mode in ("qat", "ptq"), "mode must be qat or ptq"),
+            (self.mode in QUANT_MODES, f"mode must be {' or '.join(QUANT_MODES)}"),
             (self.calib_size >= 0, "calib_size must be >= 0"),
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.lr > 0, "lr must be > 0"),
             (0 <= self.kd_weight <= 1, "kd_weight must be in [0, 1]"),
-            (self.overflow_fix in ("first_layer", "enable", "disable"), "overflow_fix must be first_layer, enable or disable"),
+            (self.overflow_fix in ("first_layer", "enable", "disable"),
+             "overflow_fix must be first_layer, enable or disable"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -95,58 +97,8 @@ class QuantConfig:
 # ---------------------------------------------------------------- building blocks
 
 
-def _nncf():
-    try:
-        import nncf  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - nncf is a core dependency
-        raise UserError(f"NNCF is not installed ({exc}); reinstall edge-fgic (pip install -e .)") from None
-    _quiet_nncf()
-    # NNCF's C++ quantizer kernels: built and tried in a child process first, else its reference kernels
-    from .nncf_ext import ensure_cpu_kernels
-    ensure_cpu_kernels()
-    return nncf
-
-
-def _quiet_nncf() -> None:
-    """Keep NNCF's progress bars; drop its INFO lines ("Compiling and loading torch extension ...")
-    and torch's "No CUDA runtime is found" warning on CPU-only machines, which users cannot act on."""
-    import logging
-    import warnings
-    # NNCF compiles its C++ extension on first use and gives up after 60 s; on a busy 2-core machine the
-    # build alone took longer (seen in CI). A slow first build is not an error: allow 10 minutes.
-    os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "600")
-    logging.getLogger("nncf").setLevel(logging.WARNING)
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)  # torchao's Enum registration notice
-    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-    warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-    warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.trace.*")  # OpenVINO's torch frontend
-    warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")  # ai-edge-quantizer's calibration
-    warnings.filterwarnings("ignore", message=".*os.fork\\(\\) was called.*")  # after litert-torch imported JAX
-
-
-def quantizers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """NNCF's quantizer modules in ``model`` (name, module)."""
-    from nncf.torch.quantization.layers import BaseQuantizer
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, BaseQuantizer)]
-
-
-def is_weight_quantizer(name: str, module: nn.Module) -> bool:
-    # weights are quantized per output channel: a scale per channel; activations per tensor
-    return getattr(module, "scale", torch.ones(1)).numel() > 1
-
-
-def make_signed(model: nn.Module) -> int:
-    """Force every quantizer signed (int8, zero-point 0); returns how many changed."""
-    changed = 0
-    for _, q in quantizers(model):
-        if not q.signed:
-            q.signed = True
-            changed += 1
-    return changed
-
-
-def calibration_subset(dataset: FGDataset, size: int, seed: int, asked: bool, where: str) -> tuple[list[int], dict[str, Any]]:
+def calibration_subset(dataset: FGDataset, size: int, seed: int, asked: bool,
+                       where: str) -> tuple[list[int], dict[str, Any]]:
     """A seeded, class-stratified subset of ``dataset`` and a record (size, hash of the file list)."""
     n = len(dataset)
     if asked and size > n:
@@ -175,52 +127,12 @@ def calibration_subset(dataset: FGDataset, size: int, seed: int, asked: bool, wh
                     "note": "" if asked or size == DEFAULT_CALIB else f"the train split has only {n} images"}
 
 
-OVERFLOW_FIX = ("first_layer", "enable", "disable")
-
-
-def quantize_model(fp32: FGClassifier, calib: list[torch.Tensor], signed_activations: bool, source: str,
-                   overflow_fix: str = "enable") -> FGClassifier:
-    """Fold, then ``nncf.quantize`` on the calibration batches (NCHW tensors); CPU."""
-    nncf = _nncf()
-    model = fuse_for_deploy(fp32.cpu().float()).eval()
-    model = model.to(memory_format=torch.contiguous_format)
-    try:
-        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
-        fix = {"first_layer": OverflowFix.FIRST_LAYER, "enable": OverflowFix.ENABLE, "disable": OverflowFix.DISABLE}[overflow_fix]
-        q = nncf.quantize(model, nncf.Dataset(calib), preset=nncf.QuantizationPreset.PERFORMANCE,
-                          subset_size=len(calib), fast_bias_correction=True,
-                          advanced_parameters=AdvancedQuantizationParameters(overflow_fix=fix))
-    except Exception as exc:  # NNCF's tracer fails on unsupported Python control flow / ops
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        if "Extension" in type(exc).__name__:  # the C++ extension, not the model
-            raise UserError(f"{source}: NNCF's C++ extension could not be built or loaded ({type(exc).__name__}: {first}); "
-                            "it needs g++ and ninja; set NNCF_EXTENSION_LOAD_TIMEOUT=0 on a very slow machine") from None
-        raise UserError(f"{source}: NNCF could not trace/quantize this model ({type(exc).__name__}: {first}); "
-                        "use a stock timm ConvNeXt or a --variant student without custom modules") from None
-    if signed_activations:
-        make_signed(q)
-    return q
-
-
-def rebuild_quantized(model: FGClassifier, record: dict[str, Any], path: Path | None = None) -> FGClassifier:
-    """The skeleton a quantized checkpoint's state_dict loads into: fold, then NNCF's saved config."""
-    _nncf()
-    from nncf.torch import load_from_config
-    model = fuse_for_deploy(model).eval()
-    try:
-        return load_from_config(model, record["nncf_config"])
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise UserError(f"{path or 'INT8 checkpoint'}: cannot rebuild the INT8 model from its NNCF config ({first}); "
-                        "requantize with `edge-fgic quantize`") from None
-
-
 def quant_record(q: nn.Module, *, mode: str, calibration: dict[str, Any], source: Checkpoint,
                  overflow_fix: str = "enable") -> dict[str, Any]:
     import nncf
     from nncf.torch import get_config
 
-    from .nncf_ext import kernels_record
+    from ..models.nncf_ext import kernels_record
     qs = quantizers(q)
     n_w = sum(is_weight_quantizer(n, m) for n, m in qs)
     unsigned = sum(1 for n, m in qs if not is_weight_quantizer(n, m) and not m.signed)
@@ -231,9 +143,11 @@ def quant_record(q: nn.Module, *, mode: str, calibration: dict[str, Any], source
         "folded": True,
         "weights": "int8 symmetric per output channel (axis 0), narrow range [-127, 127]"
                    + {"enable": "; 7-bit range on every layer (overflow fix for x86 CPUs without VNNI)",
-                      "first_layer": "; 7-bit range on the first layer (NNCF's overflow fix)", "disable": ""}[overflow_fix],
+                      "first_layer": "; 7-bit range on the first layer (NNCF's overflow fix)",
+                      "disable": ""}[overflow_fix],
         "overflow_fix": overflow_fix,
-        "activations": ("int8 symmetric per tensor, zero-point 0 (TensorRT explicit-quantization rules)" if unsigned == 0 else
+        "activations": ("int8 symmetric per tensor, zero-point 0 (TensorRT explicit-quantization rules)"
+                        if unsigned == 0 else
                         f"int8 symmetric per tensor; {unsigned} unsigned (uint8, zero-point 0) after ReLU"),
         "signed_activations": unsigned == 0,
         "tensorrt_legal": unsigned == 0,
@@ -254,8 +168,10 @@ def compare(fp32: nn.Module, int8: nn.Module, dataset: FGDataset, device: str, b
     lf, y = predict_logits(fp32, dataset, device=device, batch_size=batch_size, progress=False)
     lq, _ = predict_logits(int8, dataset, device=device, batch_size=batch_size, progress=False)
     pf, pq = lf.argmax(1), lq.argmax(1)
-    return {"images": int(len(y)), "fp32_top1": float(100 * (pf == y).mean()), "int8_top1": float(100 * (pq == y).mean()),
-            "drop_top1": float(100 * ((pf == y).mean() - (pq == y).mean())), "agreement": float(100 * (pf == pq).mean()),
+    return {"images": int(len(y)), "fp32_top1": float(100 * (pf == y).mean()),
+            "int8_top1": float(100 * (pq == y).mean()),
+            "drop_top1": float(100 * ((pf == y).mean() - (pq == y).mean())),
+            "agreement": agreement(pf, pq),
             "max_abs_logit_diff": float(np.abs(lf - lq).max()) if len(y) else 0.0}
 
 
@@ -265,7 +181,8 @@ def compare(fp32: nn.Module, int8: nn.Module, dataset: FGDataset, device: str, b
 def _source(cfg: QuantConfig) -> tuple[FGClassifier, Checkpoint]:
     model, ckpt = load_model(cfg.model)
     if ckpt.quantization:
-        raise UserError(f"{cfg.model}: is already quantized ({ckpt.quantization.get('mode')}); pass the FP32 checkpoint")
+        raise UserError(f"{cfg.model}: is already quantized ({ckpt.quantization.get('mode')}); "
+                        "pass the FP32 checkpoint")
     return model, ckpt
 
 
@@ -275,19 +192,13 @@ def default_out(cfg: QuantConfig) -> Path:
 
 
 def _data_spec(cfg: QuantConfig, ckpt: Checkpoint):
-    recorded = cfg.data or (ckpt.train_config or {}).get("data")
-    if not recorded:
-        raise UserError(f"{cfg.model}: the checkpoint records no dataset; pass --data KIND=PATH")
-    spec = parse_data_spec(str(recorded))
-    index = read_split(spec, "train")
-    if list(index.classes) != list(ckpt.classes):
-        raise UserError(f"{spec.path}: its classes differ from the {len(ckpt.classes)} classes of {cfg.model}; "
-                        "pass --data with the dataset the model was trained on")
-    return spec
+    """Calibration and QAT images: --data, or the dataset the checkpoint records, with its classes."""
+    return checkpoint_data(cfg.data or None, ckpt, cfg.model, "train")
 
 
 def _calibration(cfg: QuantConfig, ckpt: Checkpoint, spec, progress: bool) -> tuple[list[torch.Tensor], dict[str, Any]]:
-    train_ds = open_split(spec, "train", eval_transform(ckpt.preprocess), skip_bad_images=cfg.skip_bad_images, progress=progress)
+    train_ds = open_split(spec, "train", eval_transform(ckpt.preprocess), skip_bad_images=cfg.skip_bad_images,
+                          progress=progress)
     picked, record = calibration_subset(train_ds, cfg.calib_size, cfg.seed, cfg.calib_size > 0, str(spec.path))
     images = [train_ds[i][0] for i in picked]
     # batches of CALIB_BATCH: NNCF's torch statistics pass costs ~0.3 s per call on 2 cores, image by image
@@ -321,7 +232,8 @@ def _run_quantize(cfg: QuantConfig, *, resume: bool = False, progress: bool = Tr
             q = quantize_model(fp32, calib, cfg.signed_activations, cfg.model, cfg.overflow_fix)
             rec = quant_record(q, mode="ptq", calibration=calib_rec, source=src, overflow_fix=cfg.overflow_fix)
             save_checkpoint(best, q, classes=src.classes, preprocess=src.preprocess,
-                            train_config={**src.train_config, "quantize": {"mode": "ptq", "source": cfg.model, **_qopts(cfg)}},
+                            train_config={**src.train_config,
+                                          "quantize": {"mode": "ptq", "source": cfg.model, **_qopts(cfg)}},
                             metrics=src.metrics, quantization=rec)
     else:
         _run_qat(cfg, src, spec, out, resume, progress)
@@ -340,14 +252,16 @@ def _run_qat(cfg: QuantConfig, src: Checkpoint, spec, out: Path, resume: bool, p
     names = {f.name for f in fields(TrainConfig)}
     base = {k: v for k, v in (src.train_config or {}).items() if k in names}
     base.update(
-        data=str(spec), out=str(out), epochs=cfg.epochs, lr=cfg.lr, warmup_epochs=0, min_lr=cfg.lr * 0.01, sched="cosine",
+        data=str(spec), out=str(out), epochs=cfg.epochs, lr=cfg.lr, warmup_epochs=0, min_lr=cfg.lr * 0.01,
+        sched="cosine",
         weight_decay=0.0,  # quantizer scales are parameters too: no decay on a short fine-tune
         ema=False, patience=0, compile=False, pretrained="", device=cfg.device, seed=cfg.seed, gradcam=0,
         channels_last=False,  # NNCF's fake-quant backward is 2.8x slower on NHWC tensors (1.62 vs 0.57 s/batch here)
         # fake quantization in float32: under bf16 autocast the quantizers round bf16 activations and QAT learns
         # for that grid, not for the int8 runtimes (Oxford 17 on an H100: benchmarks/pipeline.md)
         amp="off",
-        teacher=cfg.model if cfg.distill else "", kd_weight=cfg.kd_weight, kd_temperature=cfg.kd_temperature, feature_kd=0.0,
+        teacher=cfg.model if cfg.distill else "", kd_weight=cfg.kd_weight, kd_temperature=cfg.kd_temperature,
+        feature_kd=0.0,
         skip_bad_images=cfg.skip_bad_images,
         quantize={"mode": "qat", "source": str(cfg.model), "source_sha256": src.sha256, **_qopts(cfg)},
     )
@@ -360,11 +274,13 @@ def _run_qat(cfg: QuantConfig, src: Checkpoint, spec, out: Path, resume: bool, p
     train(tcfg, resume=resume, progress=progress, final_eval=False, hooks=hooks)
 
 
-def _finish(cfg: QuantConfig, fp32: FGClassifier, src: Checkpoint, spec, out: Path, device: str, progress: bool) -> dict[str, Any]:
+def _finish(cfg: QuantConfig, fp32: FGClassifier, src: Checkpoint, spec, out: Path, device: str,
+            progress: bool) -> dict[str, Any]:
     """FP32 vs INT8 on val (same images), recorded in best.pt and quantize.json."""
     from ..training.evaluate import evaluate
     q, qck = load_model(out / "best.pt")
-    val = open_split(spec, "val", eval_transform(src.preprocess), skip_bad_images=cfg.skip_bad_images, progress=progress)
+    val = open_split(spec, "val", eval_transform(src.preprocess), skip_bad_images=cfg.skip_bad_images,
+                     progress=progress)
     cmp = compare(fp32, q, val, device)
     rec = dict(qck.quantization)
     rec["val"] = cmp
@@ -396,7 +312,8 @@ class QATHooks(DistillHooks):
             self.calib_record = state.quantization.get("calibration", {})
             return rebuild_quantized(FGClassifier(self.src.model), state.quantization, state.path)
         calib, self.calib_record = _calibration(self.qcfg, self.src, self.spec, self.progress)
-        console.print(f"QAT: initialising NNCF quantizers on {self.calib_record['images']} training images, then {cfg.epochs} epoch(s) of fine-tuning"
+        console.print(f"QAT: initialising NNCF quantizers on {self.calib_record['images']} training images, "
+                      f"then {cfg.epochs} epoch(s) of fine-tuning"
                       + (" distilled from the FP32 model" if cfg.teacher else ""))
         return quantize_model(self.src.build_model(), calib, self.qcfg.signed_activations, self.qcfg.model,
                               self.qcfg.overflow_fix)
@@ -418,13 +335,4 @@ class QATHooks(DistillHooks):
         model.eval()
         preds = torch.cat([model(x.to(device)).argmax(1).cpu() for x, _ in loader])
         model.train(was)
-        return {"val_agreement": 100.0 * (preds == self._ref_preds).float().mean().item()}
-
-
-def load_quantized(path: str | Path) -> tuple[FGClassifier, Checkpoint]:
-    """A quantized checkpoint as a runnable NNCF model (and its record)."""
-    ck = load_checkpoint(path)
-    if not ck.quantization:
-        raise UserError(f"{path}: is an FP32 checkpoint; quantize it first with `edge-fgic quantize`")
-    return ck.build_model(), ck
-
+        return {"val_agreement": agreement(preds.numpy(), self._ref_preds.numpy())}

@@ -127,7 +127,8 @@ def activations_to_uint8(model, relu_zero_point_0: bool = True):
         src = producer.get(node.input[0])
         zp = g.const(node.input[2])
         if src is not None and src.op_type == "Relu" and zp is not None and zp.dtype == np.int8 and not zp.any():
-            new = numpy_helper.from_array(np.zeros_like(zp, dtype=np.uint8), f"{node.name or node.output[0]}__zp_u8_relu")
+            new = numpy_helper.from_array(np.zeros_like(zp, dtype=np.uint8),
+                                          f"{node.name or node.output[0]}__zp_u8_relu")
             g.g.initializer.append(new)
             relu_pairs[node.output[0]] = new.name
     for node in g.g.node:
@@ -148,7 +149,8 @@ def activations_to_uint8(model, relu_zero_point_0: bool = True):
         zp = g.const(node.input[2])
         if zp is None or zp.dtype != np.int8:
             continue
-        new = numpy_helper.from_array((zp.astype(np.int16) + 128).astype(np.uint8), f"{node.name or node.output[0]}__zp_u8")
+        new = numpy_helper.from_array((zp.astype(np.int16) + 128).astype(np.uint8),
+                                      f"{node.name or node.output[0]}__zp_u8")
         g.g.initializer.append(new)
         node.input[2] = new.name
         changed += 1
@@ -227,7 +229,8 @@ def integer_head(model, output: str = "logits"):
         g.initializer.extend([numpy_helper.from_array(bq.astype(np.int32), f"{stem}_int32"),
                               numpy_helper.from_array(bscale, f"{stem}_scale"),
                               numpy_helper.from_array(np.zeros(n_out, np.int32), f"{stem}_zp")])
-        dq_b = helper.make_node("DequantizeLinear", [f"{stem}_int32", f"{stem}_scale", f"{stem}_zp"], [f"{stem}_dq"], axis=0)
+        dq_b = helper.make_node("DequantizeLinear", [f"{stem}_int32", f"{stem}_scale", f"{stem}_zp"], [f"{stem}_dq"],
+                                axis=0)
         last.input[2] = f"{stem}_dq"
         nodes.insert(nodes.index(last), dq_b)
         err = float(np.abs(bq * bscale - bias.reshape(-1)).max(initial=0))
@@ -264,7 +267,8 @@ def check_tensorrt_qdq(model) -> list[Violation]:
         n_qdq += 1
         name = node.name or node.output[0]
         if len(node.input) < 3:
-            out.append(Violation(name, "no zero-point input: its type defaults to uint8; TensorRT needs an int8 zero-point of 0"))
+            out.append(Violation(name, "no zero-point input: its type defaults to uint8; "
+                                       "TensorRT needs an int8 zero-point of 0"))
             continue
         scale, zp = g.const(node.input[1]), g.const(node.input[2])
         if scale is None or zp is None:
@@ -279,11 +283,14 @@ def check_tensorrt_qdq(model) -> list[Violation]:
         is_weight = g.const(node.input[0]) is not None
         if scale.size > 1:
             if not is_weight:
-                out.append(Violation(name, "per-channel scale on an activation: TensorRT wants one scale per activation tensor"))
+                out.append(Violation(name, "per-channel scale on an activation: "
+                                           "TensorRT wants one scale per activation tensor"))
             elif _axis(node) != 0:
-                out.append(Violation(name, f"per-channel weight scale on axis {_axis(node)}: TensorRT wants axis 0 (output channels)"))
+                out.append(Violation(name, f"per-channel weight scale on axis {_axis(node)}: "
+                                           "TensorRT wants axis 0 (output channels)"))
     if n_qdq == 0:
-        out.append(Violation("graph", "no QuantizeLinear/DequantizeLinear nodes: not an explicitly quantized INT8 graph"))
+        out.append(Violation("graph", "no QuantizeLinear/DequantizeLinear nodes: "
+                                      "not an explicitly quantized INT8 graph"))
     return out
 
 
@@ -335,14 +342,3 @@ def export_qdq(q_model, path: str | Path, input_size: int, *, opset: int = 17, f
         onnx.save(model, str(tmp))
     return {"path": str(path), "weights_folded": folded, "activations_to_uint8": changed, "integer_head": head,
             **qdq_summary(model)}
-
-
-def export_fp32(model, path: str | Path, input_size: int, opset: int = 17) -> str:
-    import torch
-
-    from ..fileio import atomic_path
-    x = torch.zeros(1, 3, input_size, input_size)
-    with atomic_path(Path(path)) as tmp, torch.no_grad():
-        torch.onnx.export(model.cpu().eval(), (x,), str(tmp), dynamo=False, opset_version=opset,
-                          input_names=["input"], output_names=["logits"])
-    return str(path)

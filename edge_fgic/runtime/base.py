@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..manifest import Manifest, read_manifest
+from ..targets import runtime, runtime_of
 
 
 class Runner:
@@ -30,17 +32,17 @@ class Runner:
     """
 
     backend = ""      # "onnxruntime", "openvino", ...
-    extra = ""        # the pip extra that installs the backend
     # arithmetic precisions this runtime can be asked for on top of the artifact's own ("auto")
     compute_precisions: tuple[str, ...] = ("f32",)
 
-    def __init__(self, path: str | Path, manifest: dict[str, Any] | None = None, *, threads: int | None = None,
-                 device: str = "cpu", precision: str = "auto"):
-        from ..export.manifest import read_manifest
+    def __init__(self, path: str | Path, manifest: Manifest | dict[str, Any] | None = None, *,
+                 threads: int | None = None, device: str = "cpu", precision: str = "auto"):
         self.path = Path(path)
         if not self.path.exists():
             raise UserError(f"{self.path}: no such artifact")
-        self.manifest = manifest if manifest is not None else read_manifest(self.path)
+        if isinstance(manifest, dict):  # as it crossed a process boundary (bench's worker) in JSON
+            manifest = Manifest.from_dict(manifest, f"{self.path.name}.json")
+        self.manifest: Manifest | None = manifest if manifest is not None else read_manifest(self.path)
         # threads are always explicit: a runtime's own default follows the machine (ORT: physical cores,
         # OpenVINO: all cores, LiteRT: one) and would make the same command mean different things
         self.threads = int(threads) if threads else default_threads()
@@ -84,11 +86,11 @@ class Runner:
     def _check_bytes(self) -> None:
         """Every file the sidecar lists has the SHA-256 recorded at export (an edited, truncated or
         swapped artifact is refused before a runtime parses it)."""
-        sha = ((self.manifest or {}).get("files") or {}).get("sha256") or {}
-        if not isinstance(sha, dict):
+        if self.manifest is None:
             return
+        sha = self.manifest.sha256
         from ..fileio import sha256_file
-        entry = str(((self.manifest or {}).get("artifact") or {}).get("file") or self.path.name)
+        entry = str(self.manifest.artifact.file or self.path.name)
         for name, want in sha.items():
             # the entry point is this file whatever it is called now (a renamed artifact keeps its manifest)
             f = self.path if str(name) == entry else self.path.with_name(str(name))
@@ -110,32 +112,33 @@ class Runner:
         where = f"{self.path.name}.json" if Path(str(self.path) + ".json").exists() else "its manifest"
         inside = self._embedded()
         if inside is not None and where != "its manifest":
+            mine, theirs = m.to_dict(), Manifest.from_dict(inside, f"{self.path} (embedded manifest)").to_dict()
             for key in ("classes", "input", "artifact"):
-                if inside.get(key) != m.get(key):
-                    raise UserError(f"{self.path}: the sidecar {where} and the manifest inside the artifact disagree on "
-                                    f"{key} ({_difference(m.get(key), inside.get(key))}): the sidecar was edited or "
-                                    f"belongs to another artifact (or a tool that derived this file from another export "
-                                    f"kept that export's manifest inside); delete the sidecar to use the embedded one, "
-                                    f"or re-export")
-        classes = m.get("classes")
-        inp = m.get("input") or {}
+                if theirs.get(key) != mine.get(key):
+                    raise UserError(f"{self.path}: the sidecar {where} and the manifest inside the artifact "
+                                    f"disagree on {key} ({_difference(mine.get(key), theirs.get(key))}): "
+                                    f"the sidecar was edited or belongs to another artifact (or a tool that derived "
+                                    f"this file from another export kept that export's manifest inside); "
+                                    f"delete the sidecar to use the embedded one, or re-export")
+        classes = m.classes
         in_shape, out_shape = self._io_shapes()
         if classes is not None and out_shape and isinstance(out_shape[-1], int) and out_shape[-1] > 0 \
                 and out_shape[-1] != len(classes):
             raise UserError(f"{self.path}: {where} names {len(classes)} classes but the model outputs "
                             f"{out_shape[-1]}; use the artifact's own manifest (re-export it)")
-        size = inp.get("input_size")
+        size = m.input.input_size
         if size and in_shape and len(in_shape) == 4:
             hw = in_shape[1:3] if self.layout == "NHWC" else in_shape[2:4]
             if all(isinstance(d, int) and d > 0 for d in hw) and list(hw) != [int(size), int(size)]:
                 raise UserError(f"{self.path}: {where} says input {size}x{size} ({self.layout}) but the model takes "
-                                f"{hw[0]}x{hw[1]} (shape {list(in_shape)}); use the artifact's own manifest (re-export it)")
+                                f"{hw[0]}x{hw[1]} (shape {list(in_shape)}); "
+                                "use the artifact's own manifest (re-export it)")
 
     # -- shared
     @property
     def artifact_precision(self) -> str:
         """The precision the artifact was exported at (fp32 / fp16 / int8), from its manifest."""
-        return str(((self.manifest or {}).get("artifact") or {}).get("precision") or "fp32")
+        return self.manifest.precision if self.manifest else "fp32"
 
     @property
     def compute_precision(self) -> str:
@@ -163,7 +166,7 @@ class Runner:
 
     @property
     def layout(self) -> str:
-        return ((self.manifest or {}).get("input") or {}).get("layout", "NCHW")
+        return self.manifest.layout if self.manifest else "NCHW"
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -182,16 +185,6 @@ class Runner:
 
     def describe(self) -> str:
         return f"{self.backend} {self.version()}".strip()
-
-
-# suffix -> (module, class); the export target table names the same runners
-_RUNNERS = {
-    "onnxruntime": ("edge_fgic.runtime.onnxruntime_runner", "OnnxRuntimeRunner"),
-    "openvino": ("edge_fgic.runtime.openvino_runner", "OpenVINORunner"),
-    "litert": ("edge_fgic.runtime.litert_runner", "LiteRTRunner"),
-    "tensorrt": ("edge_fgic.runtime.tensorrt_runner", "TensorRTRunner"),
-    "torch": ("edge_fgic.runtime.torch_runner", "TorchRunner"),
-}
 
 
 def _short(value: Any, width: int = 40) -> str:
@@ -243,31 +236,23 @@ def describe_execution(ex: dict[str, Any] | None) -> str:
 
 
 def runner_for(backend: str) -> type[Runner]:
-    if backend not in _RUNNERS:
-        raise UserError(f"unknown runtime {backend!r}; known: {', '.join(_RUNNERS)}")
-    module, cls = _RUNNERS[backend]
-    return getattr(importlib.import_module(module), cls)
+    """The runner class of a runtime named in the table (:data:`edge_fgic.targets.RUNTIMES`)."""
+    row = runtime(backend)
+    return getattr(importlib.import_module(f"edge_fgic.runtime.{row.module}"), row.cls)
 
 
 def backend_of(path: str | Path) -> str:
-    name = str(path).lower()
-    if name.endswith(".onnx"):
-        return "onnxruntime"
-    if name.endswith(".xml"):
-        return "openvino"
-    if name.endswith(".tflite"):
-        return "litert"
-    if name.endswith((".engine", ".plan")):
-        return "tensorrt"
-    if name.endswith(".pt"):
-        return "torch"
-    raise UserError(f"{path}: not an artifact edge-fgic can run (.onnx, .xml, .tflite, .engine, or a .pt checkpoint)")
+    """The runtime that opens ``path``, by the table's suffixes."""
+    return runtime_of(path).name
 
 
-def open_runner(path: str | Path, manifest: dict[str, Any] | None = None, **kwargs: Any) -> Runner:
+def open_runner(path: str | Path, manifest: Manifest | dict[str, Any] | None = None, **kwargs: Any) -> Runner:
     """The right runner for ``path`` (by suffix), loaded."""
     return runner_for(backend_of(path))(path, manifest, **kwargs)
 
 
-def missing_backend(module: str, extra: str, what: str) -> UserError:
-    return UserError(f"{what} needs the `{module}` package; install it with `pip install \"edge-fgic[{extra}]\"`")
+def missing_backend(module: str, backend: str, what: str) -> UserError:
+    """One line naming the missing package and what installs it (the table's extra for this runtime)."""
+    extra = runtime(backend).extra
+    how = f'pip install "edge-fgic[{extra}]"' if extra else "reinstall edge-fgic (pip install edge-fgic)"
+    return UserError(f"{what} needs the `{module}` package; install it with `{how}`")

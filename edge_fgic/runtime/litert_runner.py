@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, exc_line
 from .base import Runner, missing_backend
 
 
@@ -48,7 +48,6 @@ def delegation(interp) -> dict[str, Any]:
 
 class LiteRTRunner(Runner):
     backend = "litert"
-    extra = "tflite"
 
     @classmethod
     def version(cls) -> str:
@@ -59,7 +58,7 @@ class LiteRTRunner(Runner):
         try:
             from ai_edge_litert.interpreter import Interpreter, OpResolverType
         except ImportError:
-            raise missing_backend("ai-edge-litert", self.extra, str(self.path)) from None
+            raise missing_backend("ai-edge-litert", self.backend, str(self.path)) from None
         from ..quiet import quiet_native_logs
         self.requested = {"precision": self.compute_precision, "threads": self.threads,
                           "op_resolver": "BUILTIN (default delegate: XNNPACK)", "delegate": "XNNPACK"}
@@ -69,7 +68,7 @@ class LiteRTRunner(Runner):
                                           experimental_op_resolver_type=OpResolverType.BUILTIN)
                 self.interp.allocate_tensors()
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            first = exc_line(exc)
             raise UserError(f"{self.path}: the LiteRT interpreter cannot load it ({first}); re-export it") from None
         self.inp = self.interp.get_input_details()[0]
         self.out = self.interp.get_output_details()[0]
@@ -79,7 +78,7 @@ class LiteRTRunner(Runner):
         return [int(d) for d in self.inp["shape"]], [int(d) for d in self.out["shape"]]
 
     def _embedded(self):
-        from ..export.tflite_metadata import read_manifest
+        from ..manifest.tflite import read_manifest
         try:
             return read_manifest(str(self.path))
         except Exception:  # noqa: BLE001 - no or unreadable metadata: only the sidecar speaks
@@ -90,8 +89,8 @@ class LiteRTRunner(Runner):
         # an int8 graph may keep float I/O (Quantize/Dequantize at the ends): look at its tensors, not its input
         int8 = any(np.dtype(d["dtype"]) in (np.int8, np.uint8) for d in self.interp.get_tensor_details())
         # XNNPACK computes float graphs in f32 (no fp16 opt-in in our models) and int8 graphs in QS8/QU8
-        return {"precision": "f32", "threads": self.threads, "delegate": d, "io_dtype": np.dtype(self.inp["dtype"]).name,
-                "integer_graph": bool(int8)}
+        return {"precision": "f32", "threads": self.threads, "delegate": d,
+                "io_dtype": np.dtype(self.inp["dtype"]).name, "integer_graph": bool(int8)}
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         dtype = self.inp["dtype"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, exc_line
 from .base import Runner, missing_backend
 
 INTEGER_OPS = frozenset({"QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul", "MatMulIntegerToFloat",
@@ -56,7 +56,6 @@ def optimized_graph_summary(path: str) -> dict[str, Any]:
 
 class OnnxRuntimeRunner(Runner):
     backend = "onnxruntime"
-    extra = "onnx"
 
     @classmethod
     def version(cls) -> str:
@@ -79,7 +78,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             import onnxruntime as ort
         except ImportError:
-            raise missing_backend("onnxruntime", self.extra, str(self.path)) from None
+            raise missing_backend("onnxruntime", self.backend, str(self.path)) from None
         providers = ["CPUExecutionProvider"]
         if self.device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
@@ -88,7 +87,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             self.session = ort.InferenceSession(str(self.path), self._options(), providers=providers)
         except Exception as exc:  # corrupt / truncated / not ONNX
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            first = exc_line(exc)
             raise UserError(f"{self.path}: onnxruntime cannot load it ({first}); re-export it") from None
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
@@ -99,14 +98,8 @@ class OnnxRuntimeRunner(Runner):
         return list(self.session.get_inputs()[0].shape), list(self.session.get_outputs()[0].shape)
 
     def _embedded(self):
-        import json
-
-        from ..export.manifest import MANIFEST_KEY
-        text = self.session.get_modelmeta().custom_metadata_map.get(MANIFEST_KEY)
-        try:
-            return json.loads(text) if text else None
-        except json.JSONDecodeError:
-            return None
+        from ..manifest.onnx import from_metadata_map
+        return from_metadata_map(self.session.get_modelmeta().custom_metadata_map)
 
     def _read_back(self) -> dict[str, Any]:
         """The session's providers and threads, and the graph ORT optimised for this CPU (a second,

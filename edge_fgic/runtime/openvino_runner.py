@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, exc_line
 from .base import Runner, missing_backend
 
 # nodes that do the arithmetic (their runtimePrecision is what the model computes in)
@@ -87,7 +87,6 @@ def compile_cpu(path, requested: dict[str, Any]):
 
 class OpenVINORunner(Runner):
     backend = "openvino"
-    extra = "openvino"
     compute_precisions = ("f32", "bf16", "f16")
 
     @classmethod
@@ -99,12 +98,12 @@ class OpenVINORunner(Runner):
         try:
             import openvino  # noqa: F401
         except ImportError:
-            raise missing_backend("openvino", self.extra, str(self.path)) from None
+            raise missing_backend("openvino", self.backend, str(self.path)) from None
         self.requested = requested_settings(self.compute_precision, self.threads)
         try:
             self._model, self.compiled = compile_cpu(self.path, self.requested)
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            first = exc_line(exc)
             raise UserError(f"{self.path}: OpenVINO cannot load it ({first}); re-export it") from None
         self.request = self.compiled.create_infer_request()
         shape = self.compiled.input(0).get_partial_shape()
@@ -116,15 +115,8 @@ class OpenVINORunner(Runner):
         return dims(self.compiled.input(0)), dims(self.compiled.output(0))
 
     def _embedded(self):
-        import json
-
-        from ..export.manifest import MANIFEST_KEY
-        try:
-            if self._model.has_rt_info([MANIFEST_KEY]):
-                return json.loads(self._model.get_rt_info([MANIFEST_KEY]).astype(str))
-        except (RuntimeError, ValueError):
-            return None
-        return None
+        from ..manifest.openvino import from_model
+        return from_model(self._model)
 
     def _read_back(self) -> dict[str, Any]:
         c = self.compiled
@@ -133,7 +125,8 @@ class OpenVINORunner(Runner):
         # the precision the float arithmetic actually ran in (nodes), falling back to the plugin's hint
         ran = summary["float_ops_precision"] or hint
         return {"precision": ran, "threads": int(c.get_property("INFERENCE_NUM_THREADS")),
-                "INFERENCE_PRECISION_HINT": hint, "EXECUTION_MODE_HINT": str(c.get_property("EXECUTION_MODE_HINT")).split(".")[-1],
+                "INFERENCE_PRECISION_HINT": hint,
+                "EXECUTION_MODE_HINT": str(c.get_property("EXECUTION_MODE_HINT")).split(".")[-1],
                 "NUM_STREAMS": int(c.get_property("NUM_STREAMS")),
                 "DYNAMIC_QUANTIZATION_GROUP_SIZE": int(c.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE")),
                 "EXECUTION_DEVICES": [str(d) for d in c.get_property("EXECUTION_DEVICES")],

@@ -19,7 +19,8 @@ def tensorrt_available() -> tuple[bool, str]:
     try:
         import tensorrt as trt
     except ImportError:
-        return False, "the `tensorrt` Python package is not installed (JetPack ships it on Jetson; on a GPU host `pip install tensorrt`)"
+        return False, ("the `tensorrt` Python package is not installed "
+                       "(JetPack ships it on Jetson; on a GPU host `pip install tensorrt`)")
     try:
         import torch
         if not torch.cuda.is_available():
@@ -31,7 +32,6 @@ def tensorrt_available() -> tuple[bool, str]:
 
 class TensorRTRunner(Runner):
     backend = "tensorrt"
-    extra = "tensorrt"
 
     @classmethod
     def version(cls) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..manifest import Manifest
 from .base import Runner
 
 
@@ -38,7 +39,6 @@ def torch_read_back() -> dict[str, Any]:
 
 class TorchRunner(Runner):
     backend = "torch"
-    extra = "core"
     compute_precisions = ("f32", "bf16")
 
     @classmethod
@@ -50,8 +50,8 @@ class TorchRunner(Runner):
         import torch
 
         from ..models.checkpoint import load_model
-        from ..quant.nncf_quant import _quiet_nncf
-        _quiet_nncf()
+        from ..quiet import quiet_nncf
+        quiet_nncf()
         torch.set_num_threads(self.threads)
         exact_fp32()
         self.requested = {"precision": self.compute_precision, "threads": self.threads, "fp32_precision": "ieee"}
@@ -59,10 +59,9 @@ class TorchRunner(Runner):
         dev = "cuda" if self.device.startswith("cuda") and torch.cuda.is_available() else "cpu"
         self.model = self.model.to(dev).eval()
         self._dev = dev
-        if self.manifest is None:
-            self.manifest = {"classes": list(self.ckpt.classes), "input": {**self.ckpt.preprocess.to_dict(), "layout": "NCHW"},
-                             "artifact": {"target": "torch", "precision": "int8" if self.ckpt.is_quantized else "fp32",
-                                          "file": self.path.name}}
+        if self.manifest is None:  # a checkpoint describes itself
+            self.manifest = Manifest.from_checkpoint(self.ckpt, target="torch", file=self.path.name,
+                                                     precision="int8" if self.ckpt.is_quantized else "fp32")
         self.batch = None
 
     def _read_back(self) -> dict[str, Any]:

@@ -28,8 +28,10 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # timm overrides: depths, dims, norm_layer ...
     variant: str = ""  # block variant preset (models.factory.VARIANTS): stock | bn-relu | bn-hswish; model_kwargs win
     attention_head: bool = False
-    pretrained: str = ""  # "" (random init), "hub" (timm hub), a local weights file or pkg:NAME (an installed weights package)
-    freeze_stages: int = -1  # fine-tuning: -1 = train all; N >= 0 = the stem and the first N stages keep their weights and BN statistics
+    # "" (random init), "hub" (timm hub), a local weights file or pkg:NAME (an installed weights package)
+    pretrained: str = ""
+    # fine-tuning: -1 = train all; N >= 0 = the stem and the first N stages keep their weights and BN statistics
+    freeze_stages: int = -1
     drop_path_rate: float = 0.0
     # preprocessing (saved with every checkpoint)
     input_size: int = 224
@@ -104,13 +106,15 @@ class TrainConfig:
             (self.amp in ("auto", "bf16", "fp16", "off"), "amp must be auto, bf16, fp16 or off"),
             (self.input_size >= 16, "input_size must be >= 16"),
             (0 < self.crop_pct <= 1, "crop_pct must be in (0, 1]"),
-            (self.auto_augment in ("trivialaugment", "randaugment", "none"), "auto_augment must be trivialaugment, randaugment or none"),
+            (self.auto_augment in ("trivialaugment", "randaugment", "none"),
+             "auto_augment must be trivialaugment, randaugment or none"),
             (self.cycles >= 1, "cycles must be >= 1"),
             (0 <= self.kd_weight <= 1, "kd_weight must be in [0, 1]"),
             (self.kd_temperature > 0, "kd_temperature must be > 0"),
             (self.feature_kd >= 0, "feature_kd must be >= 0"),
             (self.variant in ("", *VARIANTS), f"variant must be one of {', '.join(VARIANTS)}"),
-            (self.freeze_stages >= -1, "freeze_stages must be -1 (train all), 0 (the stem) or N (the stem and N stages)"),
+            (self.freeze_stages >= -1,
+             "freeze_stages must be -1 (train all), 0 (the stem) or N (the stem and N stages)"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -27,7 +27,7 @@ from ..errors import UserError
 from ..models import FGClassifier, load_model
 from ..models.factory import is_convnext
 from .config import TrainConfig
-from .trainer import TrainHooks
+from .hooks import TrainHooks
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -73,8 +73,9 @@ def load_teacher(cfg: TrainConfig, out: Path) -> tuple[FGClassifier, Any]:
     pp = ckpt.preprocess
     if tuple(round(v, 6) for v in pp.mean) != tuple(round(v, 6) for v in cfg.mean) or \
             tuple(round(v, 6) for v in pp.std) != tuple(round(v, 6) for v in cfg.std):
-        raise UserError(f"{path}: the teacher was trained with mean {list(pp.mean)} / std {list(pp.std)} but the student uses "
-                        f"{list(cfg.mean)} / {list(cfg.std)}; both must see the same normalised images (keep the teacher's values)")
+        raise UserError(f"{path}: the teacher was trained with mean {list(pp.mean)} / std {list(pp.std)} "
+                        f"but the student uses {list(cfg.mean)} / {list(cfg.std)}; "
+                        "both must see the same normalised images (keep the teacher's values)")
     return teacher, ckpt
 
 
@@ -110,8 +111,9 @@ class DistillHooks(TrainHooks):
 
     def check_classes(self, classes: list[str]) -> None:
         if self.teacher_ckpt is not None and list(self.teacher_ckpt.classes) != list(classes):
-            raise UserError(f"{self.cfg.teacher}: the teacher was trained on {len(self.teacher_ckpt.classes)} classes that differ from "
-                            f"the {len(classes)} classes of {self.cfg.data}; distil on the teacher's dataset")
+            raise UserError(f"{self.cfg.teacher}: the teacher was trained on {len(self.teacher_ckpt.classes)} classes "
+                            f"that differ from the {len(classes)} classes of {self.cfg.data}; "
+                            "distil on the teacher's dataset")
 
     def build_model(self, cfg, classes, pretrained, state):
         self.check_classes(classes)
@@ -128,8 +130,9 @@ class DistillHooks(TrainHooks):
             with torch.no_grad():
                 shape = tuple(self.teacher.forward_features(torch.zeros(1, 3, t, t, device=device)).shape)
             if len(shape) != 4:
-                raise UserError(f"{self.cfg.teacher}: feature_kd needs an NCHW feature map, but the {self.teacher_ckpt.model.name} "
-                                f"teacher's features have shape {list(shape)}; set feature_kd 0 (logit KD works with any teacher)")
+                raise UserError(f"{self.cfg.teacher}: feature_kd needs an NCHW feature map, "
+                                f"but the {self.teacher_ckpt.model.name} teacher's features have shape {list(shape)}; "
+                                "set feature_kd 0 (logit KD works with any teacher)")
             s_dim, t_dim = model.num_features, self.teacher.num_features
             self.projector = nn.Conv2d(s_dim, t_dim, 1, bias=False).to(device)
 
@@ -165,8 +168,8 @@ class DistillHooks(TrainHooks):
                 "teacher_input_size": int(self.teacher_ckpt.preprocess.input_size)}
 
 
-def distill_config(teacher: str | Path, tck, *, recipe: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                   device: str = "auto", keep_student_shape: bool = True):
+def distill_config(teacher: str | Path, tck, *, recipe: str | Path | None = None,
+                   overrides: dict[str, Any] | None = None, device: str = "auto", keep_student_shape: bool = True):
     """The student's TrainConfig: a recipe, or by default the teacher's own options (same dataset, preprocessing and
     augmentation, so both see identical images) minus what belongs to the teacher; then ``overrides``.
     Used by ``edge-fgic distill`` and the pipeline."""
@@ -177,9 +180,11 @@ def distill_config(teacher: str | Path, tck, *, recipe: str | Path | None = None
         source = str(recipe)
     else:
         fields = {k: v for k, v in (tck.train_config or {}).items() if k in names}
-        for k in ("pretrained", "freeze_stages", "attention_head", "teacher", "quantize", "variant", "model_kwargs", "out"):
+        for k in ("pretrained", "freeze_stages", "attention_head", "teacher", "quantize", "variant", "model_kwargs",
+                  "out"):
             fields.pop(k, None)  # a fresh student: no hub weights, its own block choice
-        if not is_convnext(str(fields.get("model", ""))):  # another family teaches: the student is our INT8-friendly ConvNeXt
+        # another family teaches: the student is our INT8-friendly ConvNeXt
+        if not is_convnext(str(fields.get("model", ""))):
             fields["model"], fields["variant"] = "convnext_atto", "bn-relu"
             keep_student_shape = False
         fields["model_kwargs"] = {k: v for k, v in dict((tck.train_config or {}).get("model_kwargs") or {}).items()

@@ -23,36 +23,31 @@ from __future__ import annotations
 
 import csv
 import io
-import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from rich import box
-from rich.table import Table
-from rich.text import Text
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.transforms import PreprocessConfig
 from ..errors import UserError
-from ..fileio import atomic_path, write_json, write_text
+from ..fileio import write_json, write_text
+from ..metrics import confusion_matrix, per_class_prf, ranked
 from ..models.checkpoint import unwrap
 from ..progress import track
 from .gradcam import eval_mode, grad_cam, save_gradcam_grid
+from .plots import plot_confusion_matrix, short_name
 
 __all__ = [
     "predict_logits",
     "classification_metrics",
     "confused_pairs",
-    "plot_confusion_matrix",
     "select_gradcam_indices",
     "evaluate",
-    "metrics_table",
 ]
 
-MAX_TICK_LABELS = 40  # above this many classes the confusion matrix shows index ticks, not names
 _ROUND = 4
 
 
@@ -135,12 +130,11 @@ def classification_metrics(
         raise ValueError(f"targets must lie in [0, {c - 1}], got [{targets.min()}, {targets.max()}]")
 
     finite_rows = np.isfinite(logits).all(axis=1)
-    safe = np.where(np.isnan(logits), -np.inf, logits)
     k = min(5, c)
-    ranked = np.argsort(-safe, axis=1, kind="stable")[:, :k]
-    preds = ranked[:, 0]
+    top = ranked(logits, k)
+    preds = top[:, 0]
     correct = preds == targets
-    in_topk = (ranked == targets[:, None]).any(axis=1)
+    in_topk = (top == targets[:, None]).any(axis=1)
 
     nll: float | None = None
     if finite_rows.any():
@@ -149,15 +143,10 @@ def classification_metrics(
         lse = m[:, 0] + np.log(np.exp(lf - m).sum(axis=1))
         nll = round(float(np.mean(lse - lf[np.arange(lf.shape[0]), tf])), 6)
 
-    cm = np.bincount(targets * c + preds, minlength=c * c).reshape(c, c)
-    tp = np.diag(cm)
-    support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
-    precision = np.divide(tp, predicted, out=np.zeros(c), where=predicted > 0) * 100.0
-    recall = np.divide(tp, support, out=np.zeros(c), where=support > 0) * 100.0
-    denom = precision + recall
-    f1 = np.divide(2.0 * precision * recall, denom, out=np.zeros(c), where=denom > 0)
-    active = (support > 0) | (predicted > 0)
+    cm = confusion_matrix(targets, preds, c)
+    prf = per_class_prf(cm)
+    tp, support, predicted = prf["tp"], prf["support"], prf["predicted"]
+    precision, recall, f1, active = prf["precision"], prf["recall"], prf["f1"], prf["active"]
 
     per_class = [
         {
@@ -193,7 +182,8 @@ def classification_metrics(
     }
 
 
-def confused_pairs(cm: np.ndarray | Sequence[Sequence[int]], classes: Sequence[str], top: int | None = 10) -> list[dict[str, Any]]:
+def confused_pairs(cm: np.ndarray | Sequence[Sequence[int]], classes: Sequence[str],
+                   top: int | None = 10) -> list[dict[str, Any]]:
     """Unordered class pairs with at least one error between them, most confused first.
 
     Ranked by ``total`` (a->b plus b->a), then ``rate`` (total over the pair's support, %),
@@ -243,87 +233,6 @@ def confused_pairs(cm: np.ndarray | Sequence[Sequence[int]], classes: Sequence[s
             }
         )
     return out
-
-
-# ---------------------------------------------------------------- plots
-
-
-def _short(name: str, width: int) -> str:
-    return name if len(name) <= width else name[: width - 1] + "\u2026"
-
-
-def plot_confusion_matrix(
-    cm: np.ndarray | Sequence[Sequence[int]],
-    classes: Sequence[str],
-    path: str | Path,
-    normalize: bool = True,
-    *,
-    title: str | None = None,
-    max_labels: int = MAX_TICK_LABELS,
-) -> Path:
-    """Write the confusion matrix (rows = true class) as a PNG, atomically.
-
-    ``normalize`` shows each row as % of that true class. Up to ``max_labels`` classes get
-    name tick labels (cells annotated up to 15 classes); beyond that, ticks show class
-    indices (names are in ``per_class.csv``) and a square-root colour scale keeps the few
-    off-diagonal errors visible next to the bright diagonal.
-    """
-    from matplotlib.colors import Normalize, PowerNorm
-    from matplotlib.figure import Figure
-
-    cm = np.asarray(cm, dtype=np.float64)
-    c = cm.shape[0]
-    if cm.shape != (c, c) or len(classes) != c:
-        raise ValueError(f"confusion matrix {cm.shape} does not match {len(classes)} classes")
-    if normalize:
-        rows = cm.sum(axis=1, keepdims=True)
-        data = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0) * 100.0
-        vmax, unit = 100.0, "% of true class"
-    else:
-        data = cm
-        vmax, unit = max(float(cm.max()), 1.0), "images"
-    names = c <= max_labels
-    annotate = c <= 15
-    if names:
-        side = float(np.clip(0.3 * c + 3.0, 4.8, 15.0))
-        dpi = 120
-    else:
-        side, dpi = 10.0, 150
-    norm = Normalize(0.0, vmax) if annotate else PowerNorm(0.5, vmin=0.0, vmax=vmax)
-
-    fig = Figure(figsize=(side + 1.3, side), dpi=dpi, layout="constrained")
-    ax = fig.add_subplot()
-    im = ax.imshow(data, cmap="Blues", norm=norm, interpolation="nearest", aspect="equal")
-    cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-    cbar.set_label(unit + ("" if annotate else " (sqrt scale)"))
-    if names:
-        fs = 9 if c <= 12 else 8 if c <= 25 else 6
-        labels = [_short(str(k), 26) for k in classes]
-        ax.set_xticks(range(c), labels=labels, rotation=90, fontsize=fs)
-        ax.set_yticks(range(c), labels=labels, fontsize=fs)
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("true class")
-    else:
-        step = next(s for s in (5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 10**9) if c / s <= 12)
-        ticks = list(range(0, c, step))
-        ax.set_xticks(ticks, labels=[str(t) for t in ticks], fontsize=8)
-        ax.set_yticks(ticks, labels=[str(t) for t in ticks], fontsize=8)
-        ax.set_xlabel("predicted class index (names in per_class.csv)")
-        ax.set_ylabel("true class index")
-    if annotate:
-        for i in range(c):
-            for j in range(c):
-                v = data[i, j]
-                if v == 0 and i != j:
-                    continue
-                txt = f"{v:.0f}" if normalize else f"{int(v)}"
-                ax.text(j, i, txt, ha="center", va="center", fontsize=8, color="white" if v > 0.55 * vmax else "#1a1a1a")
-    heading = title or f"Confusion matrix ({'row-normalised, ' + unit if normalize else 'counts'}), {c} classes"
-    ax.set_title(textwrap.fill(heading, width=max(40, int(side * 11))), fontsize=10)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
 
 
 # ---------------------------------------------------------------- full evaluation
@@ -426,7 +335,8 @@ def _evaluate(
         out_dir / "per_class.csv",
         _csv_text(
             ["index", "class", "support", "predicted", "correct", "precision_pct", "recall_pct", "f1_pct"],
-            [[r["index"], r["class"], r["support"], r["predicted"], r["correct"], r["precision"], r["recall"], r["f1"]] for r in metrics["per_class"]],
+            [[r["index"], r["class"], r["support"], r["predicted"], r["correct"], r["precision"], r["recall"], r["f1"]]
+             for r in metrics["per_class"]],
         ),
     )
     all_pairs = confused_pairs(cm, classes, top=None)
@@ -434,16 +344,19 @@ def _evaluate(
         out_dir / "confused_pairs.csv",
         _csv_text(
             ["rank", "class_a", "class_b", "a_as_b", "b_as_a", "total", "a_support", "b_support", "rate_pct"],
-            [[p["rank"], p["a"], p["b"], p["a_as_b"], p["b_as_a"], p["total"], p["a_support"], p["b_support"], p["rate"]] for p in all_pairs],
+            [[p["rank"], p["a"], p["b"], p["a_as_b"], p["b_as_a"], p["total"], p["a_support"], p["b_support"],
+              p["rate"]] for p in all_pairs],
         ),
     )
     files["confusion_matrix"] = plot_confusion_matrix(
         cm, classes, out_dir / "confusion_matrix.png", normalize=True,
-        title=f"{split_name}: top-1 {metrics['top1']:.1f}%, {len(targets)} images, {len(classes)} classes (row-normalised %)",
+        title=f"{split_name}: top-1 {metrics['top1']:.1f}%, {len(targets)} images, {len(classes)} classes "
+              "(row-normalised %)",
     )
     if gradcam_images > 0:
         # the plain module: hooks on DDP / torch.compile wrappers are unreliable
-        files["gradcam"] = _gradcam_panel(net, dataset, logits, targets, classes, preprocess, out_dir / "gradcam.png", gradcam_images)
+        files["gradcam"] = _gradcam_panel(net, dataset, logits, targets, classes, preprocess, out_dir / "gradcam.png",
+                                          gradcam_images)
 
     metrics["files"] = {k: v.name for k, v in files.items()} | {"metrics": "metrics.json"}
     files["metrics"] = write_json(out_dir / "metrics.json", metrics)
@@ -475,47 +388,11 @@ def _gradcam_panel(
     probs /= probs.sum(axis=1, keepdims=True)
     wrong = [bool(preds[i] != targets[i]) for i in idx]
     titles = [
-        f"{'WRONG: ' if w else ''}{_short(classes[targets[i]], 26)} / {_short(classes[preds[i]], 26)} (p={probs[k, preds[i]]:.2f})"
+        f"{'WRONG: ' if w else ''}{short_name(classes[targets[i]], 26)} / {short_name(classes[preds[i]], 26)} "
+        f"(p={probs[k, preds[i]]:.2f})"
         for k, (i, w) in enumerate(zip(idx, wrong))
     ]
     return save_gradcam_grid(
         x, cams, preprocess.mean, preprocess.std, titles, path, highlight=wrong,
         suptitle="Grad-CAM of the predicted class - title: true / predicted (probability); red = misclassified",
     )
-
-
-# ---------------------------------------------------------------- console
-
-
-def metrics_table(metrics: dict[str, Any], pairs: int = 5) -> Table:
-    """One rich Table: headline metrics, then a section with the ``pairs`` most-confused pairs."""
-    split = metrics.get("split")
-    n = metrics.get("n", 0)
-    title = f"{split} split: {n} images, {metrics.get('num_classes', '?')} classes" if split else f"{n} images"
-    table = Table(title=title, box=box.SIMPLE_HEAD, show_header=True, title_justify="left")
-    table.add_column("metric", style="bold")
-    table.add_column("value", justify="left")
-    k = metrics.get("topk_k", 5)
-    for label, key in (
-        ("top-1 accuracy", "top1"),
-        (f"top-{k} accuracy", "top5"),
-        ("macro precision", "macro_precision"),
-        ("macro recall", "macro_recall"),
-        ("macro F1", "macro_f1"),
-    ):
-        v = metrics.get(key)
-        table.add_row(label, "-" if v is None else f"{float(v):.2f} %")
-    table.add_row("images", str(n))
-    top = list(metrics.get("confused_pairs") or [])[: max(0, pairs)]
-    table.add_section()
-    if not top:
-        table.add_row("most confused pairs", "none (no errors)" if metrics.get("errors", 1) == 0 else "-")
-        return table
-    table.add_row(Text("most confused pairs", style="bold"), Text("errors (a->b / b->a), % of pair", style="dim"))
-    for p in top:
-        # Text(), not markup: class names may contain '[' and must print verbatim
-        table.add_row(
-            Text(f"{p['a']} <-> {p['b']}", style="not bold"),
-            Text(f"{p['total']} ({p['a_as_b']} / {p['b_as_a']}), {p['rate']:.1f} % of {p['support']}"),
-        )
-    return table

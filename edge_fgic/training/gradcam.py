@@ -105,7 +105,8 @@ def grad_cam(
                 if target_classes is None:
                     cls = logits.detach().argmax(dim=1)
                 else:
-                    cls = target_classes[start : start + batch_size].clone().to(logits.device)  # may be an inference tensor
+                    # may be an inference tensor
+                    cls = target_classes[start : start + batch_size].clone().to(logits.device)
                     if int(cls.min()) < 0 or int(cls.max()) >= logits.shape[1]:
                         raise ValueError(f"target_classes must lie in [0, {logits.shape[1] - 1}]")
                 score = logits.gather(1, cls[:, None]).sum()
@@ -175,7 +176,8 @@ def save_gradcam_grid(
         ax = fig.add_subplot(nrows, ncols, k + 1)
         ax.imshow(blend[k], interpolation="bilinear")
         red = bool(highlight[k]) if highlight is not None else False
-        wrapped = "\n".join(textwrap.fill(line, width=34, break_long_words=True) for line in str(titles[k]).splitlines())
+        wrapped = "\n".join(textwrap.fill(line, width=34, break_long_words=True)
+                            for line in str(titles[k]).splitlines())
         ax.set_title(wrapped, fontsize=8, color="#c62828" if red else "black", fontweight="bold" if red else "normal")
         ax.set_axis_off()
     if suptitle:

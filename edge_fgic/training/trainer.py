@@ -4,6 +4,11 @@ atomic per-epoch checkpoints and an exact ``--resume``.
 Exactness: every epoch re-seeds all RNGs (torch, numpy, random, the sampler and the
 worker seeds) from ``(seed, epoch)``, so epoch ``e`` draws the same batches and the same
 augmentations whether the run was interrupted before it or not.
+
+Size: a little over 400 lines because the loop and everything its exact resume depends on (RNG state,
+the sampler's epoch, the optimiser, scheduler and EMA state, the DDP setup) stay in one file, where one
+reader can check that an interrupted run and an uninterrupted one take the same steps. What a stage
+changes is in :mod:`.hooks`.
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ from ..data.datasets import FGDataset, check_same_classes, open_split, parse_dat
 from ..data.transforms import AugmentConfig, PreprocessConfig, eval_transform, train_transform
 from ..errors import UserError
 from ..fileio import write_text
-from ..models import create_model, load_checkpoint, save_checkpoint
-from ..models.checkpoint import Checkpoint
-from ..models.factory import FGClassifier, variant_kwargs
+from ..models import load_checkpoint, save_checkpoint
+from ..models.factory import FGClassifier
 from ..progress import console, make_progress, progress_enabled
 from ..utils import resolve_device
 from .config import TrainConfig
+from .distill import DistillHooks
 from .history import plot_history, write_history
+from .hooks import TrainHooks
 
 # fields that may differ between the interrupted run and --resume (they don't change the maths)
 _RESUME_FREE = {"epochs", "patience", "workers", "device", "out", "gradcam", "cache_images", "skip_bad_images"}
@@ -50,59 +56,8 @@ class TrainResult:
     eval_metrics: dict[str, Any] | None = None
 
 
-class TrainHooks:
-    """What a stage changes in the generic loop: how the model is built, what it returns while
-    training, its loss, extra trainable state and extra checkpoint fields. Plain training uses
-    this class as is; distillation (training/distill.py) and QAT (quant/nncf_quant.py) subclass it."""
-
-    def build_model(self, cfg: TrainConfig, classes: list[str], pretrained: bool | str, state: Checkpoint | None) -> FGClassifier:
-        return create_model(cfg.model, len(classes), attention_head=cfg.attention_head, drop_path_rate=cfg.drop_path_rate,
-                            pretrained=pretrained, **variant_kwargs(cfg.variant, cfg.model_kwargs))
-
-    def setup(self, model: FGClassifier, device: torch.device) -> None:
-        """Called once the model is on its device (before the optimiser is built)."""
-
-    def train_input_size(self, cfg: TrainConfig) -> int:
-        """Side of the training batches the loader makes (a teacher may see them larger than the student)."""
-        return cfg.input_size
-
-    def model_input(self, x: torch.Tensor) -> torch.Tensor:
-        """The training batch as the model sees it (resized to the student's input size by distillation)."""
-        return x
-
-    def training_module(self, model: FGClassifier) -> nn.Module:
-        """The module the optimiser trains and DDP wraps (the model, or the model + helpers)."""
-        return model
-
-    def loss(self, outputs: Any, x: torch.Tensor, target: torch.Tensor, criterion: nn.Module) -> torch.Tensor:
-        return criterion(outputs, target)
-
-    def state_dict(self) -> dict[str, Any] | None:
-        """Extra trainable state saved in last.pt (e.g. a feature projector)."""
-        return None
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
-    def config_extra(self) -> dict[str, Any]:
-        """Plain values added to the checkpoint's train_config (e.g. the teacher's hash)."""
-        return {}
-
-    def checkpoint_fields(self, model: nn.Module) -> dict[str, Any]:
-        """Extra keyword arguments for save_checkpoint (e.g. quantization=...)."""
-        return {}
-
-    # the per-epoch metric that picks best.pt (higher is better); QAT picks fidelity to its FP32 model
-    best_key = "val_top1"
-
-    def val_metrics(self, model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
-        """Extra per-epoch validation metrics (e.g. agreement with a reference model)."""
-        return {}
-
-
 def default_hooks(cfg: TrainConfig, out: Path) -> TrainHooks:
     if cfg.teacher:
-        from .distill import DistillHooks
         return DistillHooks(cfg, out)
     return TrainHooks()
 
@@ -178,12 +133,14 @@ def preprocess_from(cfg: TrainConfig) -> PreprocessConfig:
     return PreprocessConfig(cfg.input_size, tuple(cfg.mean), tuple(cfg.std), cfg.interpolation, cfg.crop_pct)
 
 
-def _datasets(cfg: TrainConfig, pp: PreprocessConfig, progress: bool, train_size: int | None = None) -> tuple[FGDataset, FGDataset]:
+def _datasets(cfg: TrainConfig, pp: PreprocessConfig, progress: bool,
+              train_size: int | None = None) -> tuple[FGDataset, FGDataset]:
     aug = AugmentConfig(tuple(cfg.scale), hflip=cfg.hflip, color_jitter=cfg.color_jitter,
                         auto_augment=cfg.auto_augment, random_erasing=cfg.random_erasing)
     spec = parse_data_spec(cfg.data)
     train_pp = pp if not train_size or train_size == pp.input_size else replace(pp, input_size=train_size)
-    train = open_split(spec, "train", train_transform(train_pp, aug), skip_bad_images=cfg.skip_bad_images, progress=progress)
+    train = open_split(spec, "train", train_transform(train_pp, aug), skip_bad_images=cfg.skip_bad_images,
+                       progress=progress)
     val = open_split(spec, "val", eval_transform(pp), skip_bad_images=cfg.skip_bad_images, progress=progress)
     check_same_classes(train, val, f"{spec.path} (val split)")
     if cfg.cache_images:
@@ -218,11 +175,13 @@ def _build_optim(cfg: TrainConfig, model: nn.Module, steps_per_epoch: int):
     total = cfg.epochs * steps_per_epoch
     warm = int(cfg.warmup_epochs * steps_per_epoch)
     if cfg.sched == "constant":
-        sched = CosineLRScheduler(opt, t_initial=10**12, lr_min=cfg.lr, warmup_t=warm, warmup_lr_init=cfg.lr * 0.01, t_in_epochs=False)
+        sched = CosineLRScheduler(opt, t_initial=10**12, lr_min=cfg.lr, warmup_t=warm, warmup_lr_init=cfg.lr * 0.01,
+                                  t_in_epochs=False)
     else:
         cycles = cfg.cycles if cfg.sched == "cyclic" else 1
-        sched = CosineLRScheduler(opt, t_initial=max(1, (total - warm) // cycles), lr_min=cfg.min_lr, cycle_limit=cycles,
-                                  warmup_t=warm, warmup_lr_init=cfg.lr * 0.01, warmup_prefix=True, t_in_epochs=False)
+        sched = CosineLRScheduler(opt, t_initial=max(1, (total - warm) // cycles), lr_min=cfg.min_lr,
+                                  cycle_limit=cycles, warmup_t=warm, warmup_lr_init=cfg.lr * 0.01, warmup_prefix=True,
+                                  t_in_epochs=False)
     return opt, sched
 
 
@@ -243,7 +202,8 @@ def validate(model: nn.Module, loader: DataLoader, device, amp_dtype, channels_l
         correct1 += (top[:, 0] == y).sum().item()
         correct5 += (top == y[:, None]).any(dim=1).sum().item()
         n += y.numel()
-    return {"val_loss": loss_sum / max(n, 1), "val_top1": 100.0 * correct1 / max(n, 1), "val_top5": 100.0 * correct5 / max(n, 1)}
+    return {"val_loss": loss_sum / max(n, 1), "val_top1": 100.0 * correct1 / max(n, 1),
+            "val_top5": 100.0 * correct5 / max(n, 1)}
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, final_eval: bool = True,
@@ -266,7 +226,8 @@ def _train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fin
     hooks = hooks if hooks is not None else default_hooks(cfg, out)  # checks the teacher before anything is written
     state = _resume_state(cfg, last_path) if resume else None
     if not resume and last_path.exists():
-        raise UserError(f"{last_path}: a run already exists in {out}; pass --resume to continue it or choose another --out")
+        raise UserError(f"{last_path}: a run already exists in {out}; "
+                        "pass --resume to continue it or choose another --out")
 
     device, rank, world = _setup_device(cfg)
     is_main = rank == 0
@@ -279,7 +240,8 @@ def _train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fin
     classes = train_ds.classes
 
     if state is not None and classes != list(state.classes):
-        raise UserError(f"{last_path}: was trained on other classes than {cfg.data} now holds; restore the dataset or use another --out")
+        raise UserError(f"{last_path}: was trained on other classes than {cfg.data} now holds; "
+                        "restore the dataset or use another --out")
     pretrained: bool | str = True if cfg.pretrained == "hub" else (cfg.pretrained or False)
     if state is not None:
         pretrained = False  # the weights come from last.pt; a resume must work offline
@@ -325,24 +287,29 @@ def _train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fin
         if ex.get("stopped"):  # early stopping ended this run: resuming must not train past it
             start_epoch = max(start_epoch, cfg.epochs)
         if is_main and start_epoch >= cfg.epochs:
-            console.print(f"{out} has finished (best val top-1 {best['val_top1']:.2f} at epoch {best.get('epoch')}); nothing to train")
+            console.print(f"{out} has finished (best val top-1 {best['val_top1']:.2f} at epoch {best.get('epoch')}); "
+                          "nothing to train")
         elif is_main:
-            console.print(f"resuming {out} at epoch {start_epoch + 1}/{cfg.epochs} (best val top-1 {best['val_top1']:.2f})")
+            console.print(f"resuming {out} at epoch {start_epoch + 1}/{cfg.epochs} "
+                          f"(best val top-1 {best['val_top1']:.2f})")
 
     ddp_model = train_module
     if world > 1:
         if device.type == "cuda":  # BatchNorm students: statistics over the global batch, not per GPU
             train_module = nn.SyncBatchNorm.convert_sync_batchnorm(train_module)
-        ddp_model = nn.parallel.DistributedDataParallel(train_module, device_ids=[device.index] if device.type == "cuda" else None)
+        ddp_model = nn.parallel.DistributedDataParallel(train_module,
+                                                        device_ids=[device.index] if device.type == "cuda" else None)
     run_model = torch.compile(ddp_model) if cfg.compile else ddp_model
-    meta = dict(classes=classes, preprocess=pp, train_config={**cfg.to_dict(), "num_train": len(train_ds), "num_val": len(val_ds),
-                                                              "data_note": train_ds.note, **hooks.config_extra(),
-                                                              **({"pretrained_weights": report.to_dict()} if report else {})})
+    meta = dict(classes=classes, preprocess=pp,
+                train_config={**cfg.to_dict(), "num_train": len(train_ds), "num_val": len(val_ds),
+                              "data_note": train_ds.note, **hooks.config_extra(),
+                              **({"pretrained_weights": report.to_dict()} if report else {})})
 
     stopped_early = False
     epoch = start_epoch - 1
     with make_progress() if progress else nullcontext() as prog:
-        task = prog.add_task("train", total=cfg.epochs * steps_per_epoch, completed=start_epoch * steps_per_epoch, info="") if prog else None
+        task = prog.add_task("train", total=cfg.epochs * steps_per_epoch, completed=start_epoch * steps_per_epoch,
+                             info="") if prog else None
         for epoch in range(start_epoch, cfg.epochs):
             seed_everything(cfg.seed * 1_000_003 + epoch)
             loader = _loader(train_ds, cfg, True, epoch, world, rank, device)
@@ -356,11 +323,13 @@ def _train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fin
                     x = x.contiguous(memory_format=torch.channels_last)
                 target = y
                 if mixup_fn is not None:
-                    x, target = mixup_fn(x, y) if len(x) % 2 == 0 else (x, nn.functional.one_hot(y, len(classes)).float())
+                    x, target = (mixup_fn(x, y) if len(x) % 2 == 0
+                                 else (x, nn.functional.one_hot(y, len(classes)).float()))
                 with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
                     loss = hooks.loss(run_model(hooks.model_input(x)), x, target, criterion)
                 if not math.isfinite(loss.item()):
-                    raise UserError(f"{out}: loss became {loss.item()} at epoch {epoch + 1}; lower --lr or disable AMP (--amp off)")
+                    raise UserError(f"{out}: loss became {loss.item()} at epoch {epoch + 1}; "
+                                    "lower --lr or disable AMP (--amp off)")
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if cfg.grad_clip > 0:
@@ -381,7 +350,8 @@ def _train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fin
                 continue
             eval_model = ema.module if ema is not None else model
             row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "lr": opt.param_groups[0]["lr"],
-                   **validate(eval_model, _loader(val_ds, cfg, False, epoch, 1, 0, device), device, amp_dtype, cfg.channels_last),
+                   **validate(eval_model, _loader(val_ds, cfg, False, epoch, 1, 0, device), device, amp_dtype,
+                              cfg.channels_last),
                    "epoch_time_s": time.time() - t0}
             history.append(row)
             val_loader = _loader(val_ds, cfg, False, epoch, 1, 0, device)
@@ -400,11 +370,13 @@ def _train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fin
             save_checkpoint(last_path, model, metrics=row, extra=extra, **meta, **hooks.checkpoint_fields(model))
             write_history(out, history)
             if epoch == start_epoch and (train_ds.skipped or val_ds.skipped):  # --skip-bad-images: which, and why
-                write_text(out / "skipped-images.txt", "".join(f"{split}\t{line}\n" for split, ds in
-                                                              (("train", train_ds), ("val", val_ds)) for line in ds.skipped))
+                write_text(out / "skipped-images.txt",
+                           "".join(f"{split}\t{line}\n" for split, ds in (("train", train_ds), ("val", val_ds))
+                                   for line in ds.skipped))
             if prog is None:
                 agree = f"  agreement {row['val_agreement']:.2f} %" if "val_agreement" in row else ""
-                console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.3f}  val top-1 {row['val_top1']:.2f}{agree}  ({row['epoch_time_s']:.1f}s)")
+                console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.3f}  "
+                              f"val top-1 {row['val_top1']:.2f}{agree}  ({row['epoch_time_s']:.1f}s)")
             stop = _stop_flag(stop, world)
             if stop:
                 console.print(f"early stopping: val top-1 has not improved for {cfg.patience} epochs")
@@ -453,7 +425,8 @@ def _resume_state(cfg: TrainConfig, last_path: Path):
     diff = sorted(k for k in saved if k not in _RESUME_FREE and _norm(saved[k]) != _norm(now[k]))
     if diff:
         k = diff[0]
-        raise UserError(f"{last_path}: --resume with changed option {k} ({saved[k]!r} -> {now[k]!r}); use the original options or a new --out")
+        raise UserError(f"{last_path}: --resume with changed option {k} ({saved[k]!r} -> {now[k]!r}); "
+                        "use the original options or a new --out")
     return state
 
 

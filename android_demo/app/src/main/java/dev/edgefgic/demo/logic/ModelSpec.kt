@@ -13,7 +13,7 @@ data class TensorInfo(val dtype: String, val shape: List<Int>, val scale: Double
 
 /**
  * Everything the app needs to feed the model and read its answer, from the manifest that
- * `edge-fgic export --target tflite` embeds (edge_fgic/export/manifest.py). Nothing here is guessed.
+ * `edge-fgic export --target tflite` embeds (edge_fgic/manifest/__init__.py). Nothing here is guessed.
  */
 data class ModelSpec(
     val modelName: String,

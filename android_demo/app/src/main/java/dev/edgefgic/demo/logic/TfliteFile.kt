@@ -99,7 +99,7 @@ data class IoTensors(val input: TensorInfo, val output: TensorInfo, val inputCou
  * Reads `Model.metadata` entries of a .tflite (TFLite schema.fbs: Model fields version, operator_codes,
  * subgraphs, description, buffers, metadata_buffer, metadata, signature_defs; Metadata: name, buffer;
  * Buffer: data, offset, size). edge-fgic's exporter stores its JSON manifest under [MANIFEST_KEY]
- * (edge_fgic/export/tflite_metadata.py); the same file also carries TFLITE_METADATA and a labels zip,
+ * (edge_fgic/manifest/tflite_writer.py); the same file also carries TFLITE_METADATA and a labels zip,
  * which the manifest makes redundant here.
  *
  * Also reads the model's I/O tensors ([ioTensors]: SubGraph tensors, inputs, outputs; Tensor shape, type,

@@ -13,7 +13,7 @@ does on its own, in the calling process:
   takes ~35 s on an idle 2-core machine) raises, and the compiler keeps running in the background;
 * the compiled module is loaded (``dlopen``) into the process, where a broken one would kill it.
 
-Here, once per process (:func:`ensure_cpu_kernels`, called by ``nncf_quant._nncf``):
+Here, once per process (:func:`ensure_cpu_kernels`, called by ``models.quantized.nncf``):
 
 1. a build this machine already proved (a stamp next to it naming the torch, NNCF, compiler and ninja
    and the build files) is left to NNCF, which loads it in-process (ninja finds nothing to do);
@@ -232,7 +232,7 @@ def build_in_child(build_dir: Path) -> tuple[bool, str, float]:
         log, result = work / "nncf-extension.log", work / "nncf-extension.json"
         with open(log, "wb") as err:
             # a session of its own: a timeout kills ninja and the compilers with it
-            proc = subprocess.Popen([sys.executable, "-m", "edge_fgic.quant.nncf_ext", str(result)],
+            proc = subprocess.Popen([sys.executable, "-m", "edge_fgic.models.nncf_ext", str(result)],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                     start_new_session=True)
             try:
@@ -332,5 +332,5 @@ def _child(result: Path) -> None:
     os.replace(tmp, result)
 
 
-if __name__ == "__main__":  # python -m edge_fgic.quant.nncf_ext RESULT.json (what build_in_child starts)
+if __name__ == "__main__":  # python -m edge_fgic.models.nncf_ext RESULT.json (what build_in_child starts)
     _child(Path(sys.argv[1]))

@@ -1,0 +1,7 @@
+"""Datasets: ``--data KIND=PATH`` (:mod:`.registry`), one reader per on-disk layout (:mod:`.readers`), the one
+Dataset class and image checks (:mod:`.datasets`, :mod:`.images`), preprocessing (:mod:`.transforms`), the
+embedded synthetic default (:mod:`.synthetic`) and ``edge-fgic datasets`` (:mod:`.summary`).
+
+May import: errors, fileio, progress (layer 1; nothing above it). torch only in :mod:`.datasets` and
+:mod:`.transforms`.
+"""
