@@ -31,7 +31,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from .data.registry import SPLITS
-from .errors import UserError, debug_enabled
+from .errors import UserError, debug_enabled, exc_line
 from .pipeline import STAGES
 from .targets import BENCH_DEVICES, PRECISIONS, QUANT_MODES, TARGETS
 
@@ -113,7 +113,7 @@ def _internal(ctx: typer.Context, exc: BaseException):
     """An unexpected exception: one line naming the command and the error, exit 3; --debug re-raises."""
     if debug_enabled():
         raise exc
-    first = (str(exc).strip().splitlines() or [""])[-1][:240]
+    first = exc_line(exc, 240, last=True)
     print_error(f"{ctx.invoked_subcommand or 'edge-fgic'}: unexpected {type(exc).__name__}: {first} -- this is a "
                 "bug in edge-fgic, not your input; rerun with --debug (or EDGE_FGIC_DEBUG=1) for the traceback and "
                 "report it")

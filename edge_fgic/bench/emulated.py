@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import exc_line
 from ..metrics import agreement
 from ..targets import TARGETS
 
@@ -149,7 +150,7 @@ def run_worker(cmd: list[str], env: dict[str, str], items: list[dict], work: Pat
         try:
             proc = subprocess.run(cmd + ["-m", "edge_fgic.bench.emulated_worker", str(spec)], env=env, cwd=REPO,
                                   capture_output=True, text=True, timeout=timeout_s)
-            why = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1][:300]
+            why = exc_line(proc.stderr, 300, last=True, default=f"exit code {proc.returncode}")
         except subprocess.TimeoutExpired:
             why = f"timed out after {timeout_s:.0f} s"
         lines = [json.loads(ln) for ln in out.read_text().splitlines() if ln.strip()] if out.exists() else []
@@ -206,21 +207,11 @@ def collect(paths: list[str], include_tensorrt: bool = False) -> tuple[list[tupl
     return found, skipped
 
 
-def images_for(data: str, split: str, key: tuple, n: int, work: Path, cache: dict) -> Path:
-    """The first ``n`` images of a split, preprocessed as the manifest says (NCHW float32 .npy)."""
-    if key in cache:
-        return cache[key]
-    from ..data.datasets import open_split
-    from ..data.transforms import PreprocessConfig, eval_transform
-    size, mean, std, interp, crop = key
-    ds = open_split(data, split, eval_transform(PreprocessConfig(input_size=size, mean=mean, std=std,
-                                                                 interpolation=interp, crop_pct=crop)), progress=False)
-    k = len(ds) if n <= 0 else min(n, len(ds))
-    x = np.stack([ds[i][0].numpy() for i in range(k)]).astype(np.float32)
-    path = work / f"images-{len(cache)}.npy"
-    np.save(path, x)
-    cache[key] = path
-    return path
+def images_for(data: str, split: str, inp, n: int, work: Path, cache: dict) -> Path:
+    """The first ``n`` images of a split, preprocessed as the manifest says (NCHW float32 .npy): the bench's own."""
+    from ..data.datasets import parse_data_spec
+    from .harness import preprocessed_images
+    return preprocessed_images(parse_data_spec(data), split, inp, n, work, cache)[0]
 
 
 # ----------------------------------------------------------------------------------------- comparing
@@ -269,7 +260,7 @@ def run(artifacts: list[str], *, data: str = "", split: str = "val", n: int = 64
         base = []
         for i, (f, m) in enumerate(found):
             base.append({"path": str(f.resolve()), "manifest": m.to_dict(),
-                         "images": str(images_for(data, split, m.input.key(), n, work, img_cache))})
+                         "images": str(images_for(data, split, m.input, n, work, img_cache))})
         say(f"{len(base)} artifacts, {n} images of {data} [{split}]")
 
         def side(tag: str, cmd: list[str], env: dict) -> tuple[dict, list[dict], float]:

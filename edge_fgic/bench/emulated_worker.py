@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import exc_line
+
 # modules the ARM side must never need: their presence in sys.modules means something dragged them in
 HEAVY = ("torch", "torchvision", "timm", "onnx", "tensorflow", "nncf", "litert_torch", "jax", "PIL", "cv2")
 
@@ -74,7 +76,7 @@ def _openvino() -> dict:
         return {"capabilities": [str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")],
                 "default_precision_hint": ov_precision(core.get_property("CPU", "INFERENCE_PRECISION_HINT"))}
     except Exception as exc:  # noqa: BLE001 - a description, never a failure
-        return {"error": f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"[:200]}
+        return {"error": f"{type(exc).__name__}: {exc_line(exc, 200, default='')}"[:200]}
 
 
 def _versions() -> dict:
@@ -146,7 +148,7 @@ def run_one(item: dict, threads: int, precision: str, read_back: list[str] | Non
         res["execution"] = ex if ex is not None else _probe(runner)
     except Exception as exc:  # noqa: BLE001 - the read-back failing is a finding, not a crash
         res["execution"] = None
-        res["execution_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        res["execution_error"] = f"{type(exc).__name__}: {exc_line(exc, 200, default='')}"
     res["read_back_s"] = time.perf_counter() - t0
     label = getattr(runner, "execution_label", None)
     if callable(label) and res.get("execution"):
@@ -179,7 +181,6 @@ def main(argv: list[str]) -> int:
         try:
             res = {"kind": "artifact", "index": i, **run_one(item, threads, precision, spec.get("read_back"))}
         except Exception as exc:  # noqa: BLE001 - one artifact's runtime error must not hide the others
-            from ..errors import exc_line
             first = exc_line(exc)
             res = {"kind": "artifact", "index": i, "path": item["path"], "status": "failed",
                    "reason": f"{type(exc).__name__}: {first}"}

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, exc_line
 from ..fileio import write_json
 from ..manifest import ArtifactInfo, InputSpec, Manifest, read_manifest
 from ..targets import BENCH_DEVICES, artifact_suffixes, target_of
@@ -140,15 +140,17 @@ def reference_for(cfg: BenchConfig, manifests: list[Manifest | None], files: lis
     raise UserError("no FP32 reference found in the manifests; pass --reference CKPT")
 
 
-def _images(spec, split: str, key: tuple, max_images: int, work: Path, cache: dict) -> tuple[Path, float, np.ndarray]:
-    """Preprocessed split as .npy (NCHW float32) for one preprocessing, ms per image to decode + transform, labels."""
+def preprocessed_images(spec, split: str, inp: InputSpec, max_images: int, work: Path,
+                        cache: dict) -> tuple[Path, float, np.ndarray]:
+    """A split's first ``max_images`` images (0 = all) preprocessed as ``inp`` (a manifest's input) says, as
+    .npy (NCHW float32; each runner does its own layout), ms per image to decode + transform, and the labels.
+    Artifacts with equal preprocessing share one file (``cache``, keyed by :meth:`InputSpec.key`)."""
+    key = inp.key()
     if key in cache:
         return cache[key]
     from ..data.datasets import open_split
     from ..data.transforms import PreprocessConfig, eval_transform
-    size, mean, std, interp, crop = key
-    ds = open_split(spec, split, eval_transform(PreprocessConfig(input_size=size, mean=mean, std=std,
-                                                                 interpolation=interp, crop_pct=crop)), progress=False)
+    ds = open_split(spec, split, eval_transform(PreprocessConfig(**inp.preprocess())), progress=False)
     n = len(ds) if max_images <= 0 else min(max_images, len(ds))
     t0 = time.perf_counter()
     x = np.stack([ds[i][0].numpy() for i in range(n)]).astype(np.float32)
@@ -177,7 +179,7 @@ def _run_worker(artifact: Path, manifest: Manifest | None, images: Path, cfg: Be
         return {"artifact": str(artifact), "status": "failed", "reason": f"timed out after {cfg.timeout_s:.0f} s"}, None
     res_path = Path(spec["result"])
     if not res_path.exists():  # the runtime crashed the process (segfault, abort)
-        tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1][:200]
+        tail = exc_line(proc.stderr, 200, last=True, default=f"exit code {proc.returncode}")
         return {"artifact": str(artifact), "status": "failed", "reason": f"worker died ({tail})"}, None
     result = json.loads(res_path.read_text())
     logits = np.load(spec["logits"]) if result.get("status") == "ok" else None
@@ -225,7 +227,7 @@ def _run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
     from ..fileio import private_workdir
     with private_workdir(out, "bench") as tmp:  # a killed bench's folder is cleared here next time
         work, cache = Path(tmp), {}
-        _, _, labels = _images(spec, cfg.split, ref_manifest.input.key(), cfg.max_images, work, cache)
+        _, _, labels = preprocessed_images(spec, cfg.split, ref_manifest.input, cfg.max_images, work, cache)
         same = Path(ref_path).resolve()
         jobs = [(Path(ref_path), ref_manifest, True)] + [(f, m, False) for f, m in zip(files, manifests)
                                                          if f.resolve() != same]
@@ -251,7 +253,7 @@ def _run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
                 rows.append({**row, "status": "failed",
                              "reason": f"its {len(m.classes)} classes differ from {spec.path}'s {len(classes)}"})
                 continue
-            imgs, ms, _ = _images(spec, cfg.split, m.input.key(), cfg.max_images, work, cache)
+            imgs, ms, _ = preprocessed_images(spec, cfg.split, m.input, cfg.max_images, work, cache)
             inputs[len(rows)] = (f, m if f.suffix != ".pt" else None, imgs, DEFAULT)
             result, logits = _run_worker(*inputs[len(rows)][:3], cfg, work, i)
             row.update(result, preprocess_ms=ms)

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..errors import exc_line
+
 DEFAULTS_FILE = "reference_defaults.yaml"        # in the edge_fgic package
 TOLERANCE_KEYS = ("min_agreement", "max_rel_diff")
 METRICS = {"top1": True, "drop": False, "agreement": True}   # metric -> higher is better
@@ -114,7 +116,7 @@ def _read_defaults(path: str) -> dict[str, Any]:
             resources.files("edge_fgic").joinpath(DEFAULTS_FILE).read_text(encoding="utf-8")
         data = yaml.safe_load(text)
     except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{where}: cannot read the gate defaults ({(str(exc).splitlines() or [''])[0]})") from None
+        raise ValueError(f"{where}: cannot read the gate defaults ({exc_line(exc, 240)})") from None
     return validate_defaults(data, where)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import UserError
+from ..errors import UserError, exc_line
 
 DEVICES = ("jetson-orin-nano", "jetson-orin-nx", "jetson-agx-orin", "desktop-gpu", "x86-cpu", "android-arm64")
 KEYS = {"device", "description", "target", "precision", "threads", "tensorrt", "notes"}
@@ -35,7 +35,7 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise UserError(f"{path}: not valid YAML ({exc_line(exc, 240)})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a profile is a mapping of keys (device, target, precision, tensorrt ...)")
     unknown = set(data) - KEYS

@@ -68,7 +68,7 @@ class Checkpoint:
         try:
             model.load_state_dict(self.state_dict, strict=True)
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
+            first = exc_line(exc, 1000)
             raise CheckpointError(f"{self.path}: weights do not match {self.model.name} ({first}); "
                                   "the file is damaged or from another model") from None
         return model.eval()

@@ -19,7 +19,7 @@ import timm
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, exc_line
 from .attention import AttentionHead
 
 SUPPORTED_PREFIXES = ("convnext_", "convnextv2_")  # the default family (students, INT8 recipes)
@@ -156,7 +156,7 @@ def _create_backbone(cfg: ModelConfig, pretrained: bool | str | Path) -> nn.Modu
         raise
     except (OSError, ValueError) as exc:
         if use_pretrained:
-            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            first = exc_line(exc, 160)
             raise UserError(
                 f"{cfg.name}: could not fetch pretrained weights from the hub ({first}); "
                 "pass --pretrained PATH to a local weights file or train without --pretrained"

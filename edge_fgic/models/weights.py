@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, exc_line
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 _PREFIXES = ("module.", "model.", "backbone.", "_orig_mod.")
@@ -96,12 +96,12 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise UserError(f"{path}: not a readable safetensors file ({_first(exc)}); "
+            raise UserError(f"{path}: not a readable safetensors file ({exc_line(exc, 160)}); "
                             "pass the original weights file") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors of every kind: a damaged or foreign file
-        raise UserError(f"{path}: not a weights file torch can read safely ({_first(exc)}); "
+        raise UserError(f"{path}: not a weights file torch can read safely ({exc_line(exc, 160)}); "
                         "pass a .safetensors/.pth state dict") from None
     if isinstance(obj, dict) and obj.get("format") == "edge-fgic-checkpoint":
         obj = obj.get("state_dict", {})  # one of our checkpoints: its model's tensors
@@ -169,7 +169,7 @@ def _candidates(sd: dict[str, torch.Tensor], model: nn.Module) -> list[tuple[str
             if isinstance(converted, dict) and converted.keys() != plain.keys():
                 out.append(("timm-filter", converted))
         except Exception as exc:  # a filter written for another release format: not this scheme
-            out.append(("timm-filter", f"timm's converter failed ({_first(exc)})"))
+            out.append(("timm-filter", f"timm's converter failed ({exc_line(exc, 160)})"))
     if any(k.startswith(("_conv_stem.", "_blocks.")) for k in plain):
         out.append(("efficientnet-pytorch", _by_position(plain, target)))
     return out
@@ -220,8 +220,3 @@ def load_pretrained(model: nn.Module, spec: str | Path, name: str) -> LoadReport
     port = [r for r in reasons if r.startswith("efficientnet-pytorch")]
     best = (port or reasons or ["no naming scheme applies"])[0]
     raise UserError(f"{path}: weights do not fit {name} ({best}); pass weights of that model")
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0][:160] if text else type(exc).__name__)

@@ -117,7 +117,7 @@ class OnnxRuntimeRunner(Runner):
                 ort.InferenceSession(str(self.path), probe, providers=self.session.get_providers())
                 out.update(optimized_graph_summary(dump))
             except Exception as exc:  # noqa: BLE001 - read-back must not break a working session
-                out["read_back_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+                out["read_back_error"] = f"{type(exc).__name__}: {exc_line(exc, 160)}"
         fp = out.get("float_ops_precision")
         # an all-integer graph has no float compute nodes: its float parts (Q/DQ, adds) are f32 in the CPU EP
         out["precision"] = fp if fp else ("f32" if "CPUExecutionProvider" == out["providers"][0] else None)
