@@ -49,6 +49,14 @@ def per_class_prf(cm: np.ndarray) -> dict[str, np.ndarray]:
             "f1": f1, "active": (support > 0) | (predicted > 0)}
 
 
+def pair_confusions(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every unordered class pair {i < j} and its mutual confusion ``cm[i, j] + cm[j, i]`` (i, j, counts): the
+    fine-grained failure mode, errors piling up inside a pair of look-alike classes."""
+    cm = np.asarray(cm, dtype=np.int64)
+    iu, ju = np.triu_indices(cm.shape[0], k=1)
+    return iu, ju, (cm + cm.T)[iu, ju]
+
+
 def agreement(a: Any, b: Any) -> float:
     """% of images on which two models give the same top-1 class (logits or predictions, paired by image).
     Catches the drift accuracy hides: two models with equal accuracy can still disagree on many images.

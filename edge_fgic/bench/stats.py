@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats as _st
 
 from ..metrics import agreement as _agreement
-from ..metrics import confusion_matrix, per_class_prf, ranked
+from ..metrics import confusion_matrix, pair_confusions, per_class_prf, ranked
 
 __all__ = [
     "accuracy_metrics", "paired_bootstrap_drop", "mcnemar", "agreement",
@@ -228,10 +228,8 @@ def confusable_pair_drift(
     c = len(classes)
     if top <= 0 or c < 2:
         return []
-    cm_r = np.bincount(y * c + r, minlength=c * c).reshape(c, c)
-    cm_a = np.bincount(y * c + a, minlength=c * c).reshape(c, c)
-    iu, ju = np.triu_indices(c, k=1)
-    ref_mut, art_mut = (cm_r + cm_r.T)[iu, ju], (cm_a + cm_a.T)[iu, ju]
+    iu, ju, ref_mut = pair_confusions(confusion_matrix(y, r, c))
+    _, _, art_mut = pair_confusions(confusion_matrix(y, a, c))
     delta = art_mut - ref_mut
     keep = np.flatnonzero(delta > 0)
     rows = [

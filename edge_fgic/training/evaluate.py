@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.transforms import PreprocessConfig
 from ..errors import UserError
 from ..fileio import write_json, write_text
-from ..metrics import confusion_matrix, per_class_prf, ranked
+from ..metrics import confusion_matrix, pair_confusions, per_class_prf, ranked
 from ..models.checkpoint import unwrap
 from ..progress import track
 from .gradcam import eval_mode, grad_cam, save_gradcam_grid
@@ -194,8 +194,7 @@ def confused_pairs(cm: np.ndarray | Sequence[Sequence[int]], classes: Sequence[s
     if top is not None and top <= 0 or c < 2:
         return []
     support = cm.sum(axis=1)
-    iu, ju = np.triu_indices(c, k=1)
-    totals = (cm + cm.T)[iu, ju]
+    iu, ju, totals = pair_confusions(cm)
     keep = totals > 0
     iu, ju, totals = iu[keep], ju[keep], totals[keep]
     pair_support = support[iu] + support[ju]
