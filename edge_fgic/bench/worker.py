@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..timing import time_calls
+
 
 def _status_mb(key: str) -> float | None:
     """VmRSS / VmHWM of this process in MB. VmHWM (the peak) belongs to the address space that exec
@@ -69,26 +71,23 @@ def measure(spec: dict) -> dict:
             sampler = TegraStatsSampler(interval_ms=50).__enter__()
         except RuntimeError as exc:
             result["energy_note"] = str(exc)
-    ms, gpu_ms = [], []
+    ms: list[float] = []
+    gpu_ms: list[float] = []
     # energy needs the loop to span several power samples: on a Jetson run for >= min_seconds
     min_seconds = float(spec.get("min_seconds", 3.0 if sampler else 0.0))
     if sampler is not None:
         wait = time.perf_counter() + 2.0
         while not sampler.samples and time.perf_counter() < wait:  # tegrastats' first line
             time.sleep(0.01)
-    t0 = time.perf_counter()
-    budget = t0 + max(float(spec.get("max_seconds", 20.0)), min_seconds)
+
+    def gpu_time() -> None:  # CUDA events around the engine (TensorRT), read outside the timed span
+        if getattr(runner, "last_gpu_ms", None) is not None:
+            gpu_ms.append(runner.last_gpu_ms)
+
     t_start = sampler.now() if sampler else 0.0
     try:
-        while True:
-            t = time.perf_counter()
-            runner.predict(x1)
-            ms.append(1000 * (time.perf_counter() - t))
-            if getattr(runner, "last_gpu_ms", None) is not None:
-                gpu_ms.append(runner.last_gpu_ms)
-            now = time.perf_counter()
-            if (len(ms) >= int(spec.get("runs", 100)) and now - t0 >= min_seconds) or (now > budget and len(ms) >= 10):
-                break
+        ms = time_calls(lambda: runner.predict(x1), int(spec.get("runs", 100)), min_seconds=min_seconds,
+                        max_seconds=max(float(spec.get("max_seconds", 20.0)), min_seconds), after=gpu_time)
     finally:
         if sampler is not None:
             from .tegrastats import energy_per_inference
