@@ -283,7 +283,10 @@ COMMAND_HELP = {
         "manifest (classes, input size, mean/std, layout, quantization, source hash, round-trip figures) inside where "
         "the format allows and as <artifact>.json beside it. Without TensorRT, --target tensorrt writes the "
         "TensorRT-bound ONNX (Q/DQ rules checked, numerics proved in onnxruntime) and the trtexec command to build the "
-        "engine on the device."
+        "engine on the device.\n\n"
+        "Targets (edge_fgic/targets.py): "
+        + "; ".join(f"{t.name} ({t.suffix}, {'/'.join(t.precisions)}, proved in {t.runtime})" for t in TARGETS.values())
+        + "."
     ),
     "bench": (
         "Run every artifact on every image of a split in its own runtime, compare with the FP32 reference, time it, "
