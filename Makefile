@@ -9,20 +9,21 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= runs/demo
 
-.PHONY: demo test test-fast env clean-demo android-jvm
+.PHONY: demo test test-fast env clean-demo android-jvm sshd
 
 env: $(STAMP)
 
-# torch/torchvision pins live in constraints.txt (see ../shared/STACK.md for why these versions)
+# torch/torchvision pins live in constraints.txt (see ../shared/STACK.md for why these versions). [all] = the build side
+# ([train], [tflite], [weights]) and every runtime; a device installs only what it runs: pip install "edge-fgic[litert]"
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -c constraints.txt -e ".[dev,tflite,camera,weights]"
+	$(BIN)/pip install -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/edge-fgic pipeline --out $(DEMO)
 
-test: $(STAMP) android-jvm
+test: $(STAMP) android-jvm sshd
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
@@ -37,6 +38,16 @@ android-jvm:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kotlin junit4 >/dev/null) \
 			|| echo "note: could not install kotlin/junit4; the Android demo's JVM tests will be skipped"; \
 	else echo "note: kotlinc or junit4 missing (apt-get install kotlin junit4); the Android demo's JVM tests will be skipped"; fi
+
+# bench --remote is tested against a real OpenSSH server on localhost (tests/test_remote.py); as root (CI) Debian's
+# openssh-server is installed here (only its sshd binary is used; no service is started), otherwise those tests skip.
+sshd:
+	@if [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null && command -v ssh-keygen >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing openssh-server (Debian) for the bench --remote tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null) \
+			|| echo "note: could not install openssh-server; the bench --remote tests will be skipped"; \
+	else echo "note: /usr/sbin/sshd missing (apt-get install openssh-server); the bench --remote tests will be skipped"; fi
 
 clean-demo:
 	rm -rf $(DEMO) datasets/synthetic_fg

@@ -2,7 +2,10 @@
 
 Each command translates its flags into its stage's config, calls the stage's function and hands the result
 to the stage's render function. The error policy, the shared options and the commands' descriptions are
-:mod:`edge_fgic.cli_support`'s. Stages are imported inside the commands, so ``--help`` loads no torch."""
+:mod:`edge_fgic.cli_support`'s. Stages are imported inside the commands, so ``--help`` loads no torch.
+
+Size: a little over 400 lines because each of the twelve commands declares its flags here, each with the help
+text ``--help`` shows (bench alone has 25); the code per command is the three lines above."""
 
 from __future__ import annotations
 
@@ -22,6 +25,12 @@ app = typer.Typer(name="edge-fgic", cls=cs.ErrorPolicyGroup, help=cs.APP_HELP, r
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
 opt, unset = cs.opt, cs.unset
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", help="Print the installed edge-fgic version and exit.",
+                                                is_eager=True, callback=cs.print_version)] = False) -> None:
+    pass
 
 
 def _str(path: Path | None) -> str:
@@ -233,8 +242,11 @@ def bench_cmd(
         "of exports.", show_default=False)],
     data: cs.DataOption = None,
     split: Annotated[cs.Split, opt("Split to measure on (every image of it).")] = cs.Split.val,
-    reference: Annotated[Path | None, unset("FP32 reference checkpoint (default: the FP32 source named in the "
-                                            "artifacts' manifests).", metavar="CKPT")] = None,
+    reference: Annotated[Path | None, unset("FP32 reference: a checkpoint, or an exported FP32 artifact whose "
+                                            "manifest gives classes, preprocessing and dataset (default: the FP32 "
+                                            "source checkpoint named in the manifests; where it is missing or torch "
+                                            "is not installed, the FP32 ONNX, OpenVINO or TFLite artifact benched).",
+                                            metavar="CKPT|ARTIFACT")] = None,
     target: Annotated[cs.BenchTarget, opt("cpu: onnxruntime / OpenVINO / LiteRT / torch on this CPU; cuda / jetson: "
                                           "TensorRT engines on the GPU (+ tegrastats energy on "
                                           "Jetson).")] = cs.BenchTarget.cpu,
@@ -263,6 +275,10 @@ def bench_cmd(
     isa: Annotated[list[cs.IsaLevel] | None, unset(
         "Also run the oneDNN-based runtimes (OpenVINO, torch) capped to this instruction set (ONEDNN_MAX_CPU_ISA), as "
         "extra gated rows labelled \\[AVX2]: what a machine without the newer instructions gets.")] = None,
+    remote: cs.RemoteOption = None,
+    ssh_config: cs.SshConfigOption = None,
+    remote_exe: cs.RemoteExeOption = "edge-fgic",
+    remote_dir: cs.RemoteDirOption = None,
 ) -> None:
     from .bench.harness import BenchConfig, run_bench
     from .bench.report import print_bench
@@ -271,7 +287,8 @@ def bench_cmd(
                       batch=batch, max_images=max_images, rounds=rounds, out=_str(out), input_size=input_size,
                       mean=cs.triple("--mean", mean), std=cs.triple("--std", std), labels=_str(labels),
                       compute_precisions=[p.value for p in compute_precision or []],
-                      isa_levels=[i.value for i in isa or []])
+                      isa_levels=[i.value for i in isa or []], remote=remote or "", ssh_config=_str(ssh_config),
+                      remote_exe=remote_exe, remote_dir=remote_dir or "")
     report = run_bench(cfg)
     print_bench(report)
     if not report["passed"]:
@@ -353,9 +370,15 @@ def pipeline_cmd(
 
 
 @app.command("doctor", help=cs.COMMAND_HELP["doctor"])
-def doctor_cmd() -> None:
+def doctor_cmd(as_json: Annotated[bool, opt("Print the findings as JSON (what the report shows).", "--json")] = False,
+               ) -> None:
     from .doctor import checks, render
-    console.print(render(checks()))
+    report = checks()
+    if as_json:
+        import json
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        console.print(render(report))
 
 
 @app.command("eval", help=cs.COMMAND_HELP["eval"])

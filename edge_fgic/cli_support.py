@@ -22,9 +22,9 @@ import os
 import re
 import sys
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -34,6 +34,12 @@ from .data.registry import SPLITS
 from .errors import UserError, debug_enabled, exc_line
 from .pipeline import STAGES
 from .targets import BENCH_DEVICES, PRECISIONS, QUANT_MODES, TARGETS
+
+try:  # typer >= 0.2x vendors its own click (typer._click): a separate click is there only if something else needs it
+    import click
+    _CLICK_ERRORS: tuple[type[BaseException], ...] = (click.exceptions.ClickException,)
+except ImportError:
+    _CLICK_ERRORS = ()
 
 # Commands whose Ctrl-C message suggests --resume (the trainer writes last.pt for it).
 RESUMABLE_COMMANDS = {"train", "distill", "quantize", "pipeline"}
@@ -74,6 +80,14 @@ class ErrorPolicyGroup(TyperGroup):
         except KeyboardInterrupt:
             print_interrupted(ctx.invoked_subcommand)
             raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+        except ModuleNotFoundError as exc:  # a slim (deploy) install running a build command: name the extra
+            line = missing_module_message(ctx.invoked_subcommand, exc)
+            if line is None:
+                return _internal(ctx, exc)
+            print_error(line)
+            raise typer.Exit(UserError.exit_code) from None
+        except BrokenPipeError:  # `edge-fgic ... | head`: the reader left; click's main exits 1 quietly
+            raise
         except OSError as exc:
             if exc.errno is None and re.fullmatch(r"\d+ requested and \d+ written", str(exc)):
                 # numpy's np.save on a full disk raises a bare OSError without errno
@@ -87,11 +101,53 @@ class ErrorPolicyGroup(TyperGroup):
             raise typer.Exit(1) from None
         # a bad flag value (typer checks choices in the command's wrapper; its click is vendored, so
         # typer.TyperException, not click's class): click shows the usage error, exit code 2
-        except (typer.Exit, typer.Abort, typer.TyperException, click.exceptions.ClickException):
+        except (typer.Exit, typer.Abort, typer.TyperException, *_CLICK_ERRORS):
             raise
         # a bug, not the user's input: still one line, unless --debug asks for more
         except Exception as exc:  # noqa: BLE001
             return _internal(ctx, exc)
+
+
+def missing_module_message(command: str | None, exc: ModuleNotFoundError) -> str | None:
+    """``edge-fgic train: needs torch, which this install does not have: pip install "edge-fgic[train]"``; None
+    when the module is edge-fgic's own or its package is installed after all (a bug, not the install)."""
+    import importlib.util
+    root = (exc.name or "").split(".")[0]
+    if not root or root == "edge_fgic":
+        return None
+    try:
+        if importlib.util.find_spec(root) is not None:
+            return None
+    except (ImportError, ValueError):
+        pass
+    from .targets import PACKAGES, extra_for_module
+    extra = extra_for_module(root)
+    name = next((p.dist or p.what for p in PACKAGES if p.module == root), root)
+    where = f"edge-fgic {command}" if command else "edge-fgic"
+    if extra:
+        return f'{where}: needs {name}, which this install does not have: pip install "edge-fgic[{extra}]"'
+    if extra == "":
+        return f"{where}: needs {name}, a core dependency this install lacks: reinstall edge-fgic (pip install " \
+               "edge-fgic)"
+    return (f"{where}: needs the Python module {root}, which this install does not have and no edge-fgic extra "
+            f'provides: pip install {root}, or install the build side (pip install "edge-fgic[all]")')
+
+
+def installed_version() -> str:
+    """The installed distribution's version (what ``edge-fgic --version`` prints; bench --remote compares it)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("edge-fgic")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        from . import __version__
+        return __version__
+
+
+def print_version(value: bool) -> None:
+    """``--version``: ``edge-fgic <version>`` on stdout, exit 0."""
+    if value:
+        print(f"edge-fgic {installed_version()}")
+        raise typer.Exit()
 
 
 def run(app: typer.Typer, args: list[str]) -> None:
@@ -99,6 +155,9 @@ def run(app: typer.Typer, args: list[str]) -> None:
     if "--debug" in args:  # tracebacks of unexpected errors instead of one line
         args = [a for a in args if a != "--debug"]
         os.environ["EDGE_FGIC_DEBUG"] = "1"
+    if args[:1] == ["bench-agent"]:  # bench --remote's device end (edge_fgic/bench/agent.py), not a user command
+        from .bench.agent import main as agent_main
+        sys.exit(agent_main(args[1:]))
     try:
         app(args=args, prog_name="edge-fgic")
     except UserError as exc:  # raised outside a command (the group catches those inside)
@@ -157,6 +216,16 @@ ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the run i
 WorkersOption = Annotated[int | None, unset("DataLoader worker processes.")]
 SeedOption = Annotated[int | None, unset("Random seed.")]
 # predict and camera
+# bench --remote (edge_fgic/remote): the device, the ssh config, the device's edge-fgic and its work folder's place
+RemoteOption = Annotated[str | None, unset(
+    "Run every exported artifact on this device over SSH, in its own edge-fgic install (the reference and .pt "
+    "checkpoints stay here); keys, host keys and ~/.ssh/config as OpenSSH does them, never a password.",
+    metavar="ssh://USER@HOST:PORT")]
+SshConfigOption = Annotated[Path | None, unset("With --remote: this ssh config file instead of ~/.ssh/config (ssh -F).",
+                                               metavar="FILE")]
+RemoteExeOption = Annotated[str, opt("With --remote: the device's edge-fgic command.", metavar="CMD")]
+RemoteDirOption = Annotated[str | None, unset("With --remote: the device folder its temporary work folder goes in "
+                                              "(default: its $TMPDIR or /tmp).", metavar="DIR")]
 RunnerThreadsOption = Annotated[int, opt("Runtime threads (0 = every core this process may use).", min=0)]
 RunnerDeviceOption = Annotated[str, opt("cpu, or cuda for TensorRT engines and .pt checkpoints.", "--device")]
 

@@ -35,7 +35,7 @@ class Classifier:
     """An artifact (.onnx/.xml/.tflite/.engine) or checkpoint (.pt) + its preprocessing."""
 
     def __init__(self, model: str | Path, *, threads: int | None = None, device: str = "cpu"):
-        from .data.transforms import PreprocessConfig, eval_transform
+        from .data.transforms import PreprocessConfig
         from .runtime import open_runner
         self.path = Path(model)
         if not self.path.exists():
@@ -48,14 +48,15 @@ class Classifier:
         self.manifest = m
         self.classes: list[str] = list(m.classes)
         self.preprocess = PreprocessConfig(**m.input.preprocess())
-        self._transform = eval_transform(self.preprocess)
         self.precision = m.precision
         # what the runtime reports it runs (precision, threads, XNNPACK delegation), never its default
         self.describe = (f"{self.path.name} ({self.runner.describe()}, {self.precision}; "
                          f"ran {self.runner.execution_label()})")
 
     def to_input(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return np.stack([self._transform(im).numpy() for im in images]).astype(np.float32)
+        """The manifest's preprocessing in NumPy + Pillow (bit-identical to torchvision's eval transform; no torch)."""
+        from .data.transforms import eval_batch
+        return eval_batch(images, self.preprocess)
 
     def probabilities(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, float, float]:
         """Softmax probabilities (N, classes), ms spent preprocessing, ms spent in the runner."""

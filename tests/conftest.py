@@ -19,6 +19,8 @@ SLOW_FIXTURES = {
     "done",       # test_pipeline.py: a whole tiny pipeline run
     "demo_dir",   # test_readme.py: the demo's folder, made by the real pipeline
     "jvm_build",  # test_android_demo.py: kotlinc compiles the Android demo's logic and its JVM tests
+    "tiny_fp32_exports",  # the FP32 ONNX and TFLite exports of tiny_bnrelu_run (test_torch_free.py)
+    "slim_venv",  # tests/slim_env.py: the wheel installed into a fresh torch-free venv
 }
 
 
@@ -133,6 +135,19 @@ def tiny_bnrelu_run(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) 
     return train(cfg, progress=False, final_eval=False).best
 
 
+@pytest.fixture(scope="session")
+def tiny_fp32_exports(tiny_bnrelu_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with ``m-fp32.onnx`` and ``m-fp32.tflite`` (and their manifests) exported from ``tiny_bnrelu_run``;
+    their manifests record ``tiny_synth`` as the dataset. Tests must not write into it."""
+    from edge_fgic.export.exporter import ExportConfig, export
+
+    out = tmp_path_factory.mktemp("fp32-exports")
+    for target in ("onnx", "tflite"):
+        export(ExportConfig(model=str(tiny_bnrelu_run), target=target, precision="fp32", out=str(out), name="m",
+                            split="train", check_images=0), progress=False)
+    return out
+
+
 def _ptq(tiny_bnrelu_run: Path, tmp_path_factory: pytest.TempPathFactory, signed: bool) -> Path:
     from edge_fgic.quant.nncf_quant import QuantConfig, run_quantize
 
@@ -152,3 +167,12 @@ def ptq_signed(tiny_bnrelu_run: Path, tmp_path_factory: pytest.TempPathFactory) 
 def ptq_unsigned(tiny_bnrelu_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder of a PTQ INT8 checkpoint with NNCF's unsigned (uint8) quantizers after ReLU."""
     return _ptq(tiny_bnrelu_run, tmp_path_factory, signed=False)
+
+
+@pytest.fixture(scope="session")
+def slim_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv (no torch) with the wheel of this checkout and ``[litert,camera]``; returns the venv's path.
+    Run its ``bin/edge-fgic`` with ``slim_env.slim_run(slim_venv, "edge-fgic", ...)`` (tests/slim_env.py)."""
+    from slim_env import build_slim_venv
+
+    return build_slim_venv(tmp_path_factory.mktemp("slim") / "venv", extras=("litert", "camera"))

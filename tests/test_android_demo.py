@@ -232,7 +232,7 @@ def _postprocess_fields(raw: np.ndarray, dtype: str, scale: float, zp: int, logi
 def _build_fixtures(root: Path) -> dict[str, int]:
     from PIL import Image
 
-    from edge_fgic.data.transforms import PreprocessConfig
+    from edge_fgic.data.transforms import PreprocessConfig, eval_transform
     from edge_fgic.predict import Classifier
 
     models, pre_dir, post_dir = root / "models", root / "preprocess", root / "postprocess"
@@ -256,7 +256,8 @@ def _build_fixtures(root: Path) -> dict[str, int]:
         rec = _Recorder(clf.runner.interp)
         clf.runner.interp = rec
         logits = clf.runner.predict(x)[0]  # NHWC, quantized by the runner when the input is int8/uint8
-        rgb = np.asarray(clf._transform.transforms[1](clf._transform.transforms[0](upright)))  # Resize, CenterCrop
+        tv = eval_transform(clf.preprocess)  # torchvision's, the reference the NumPy path matches bit for bit
+        rgb = np.asarray(tv.transforms[1](tv.transforms[0](upright)))  # Resize, CenterCrop
         dtype, scale, zp, _ = _tensors(data)["input"]
         fields = {"model": path.name, "width": w, "height": h, "rotation": rot, "rgb": frame.tobytes().hex(),
                   "expected_rgb": rgb.tobytes().hex(), "expected_float": x[0].transpose(1, 2, 0).ravel()}

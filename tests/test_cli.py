@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import torch
@@ -178,3 +179,25 @@ def test_unexpected_exception_is_one_line_unless_debug(imagefolder, monkeypatch,
     assert "datasets: unexpected ZeroDivisionError: a bug" in capsys.readouterr().err
     with pytest.raises(ZeroDivisionError):
         cli.main(["datasets", str(imagefolder("d2")), "--debug"])
+
+
+def test_a_closed_pipe_exits_quietly(monkeypatch, capsys):
+    """`edge-fgic predict ... | head`: the reader leaves; click's quiet exit 1, not a 'bug in edge-fgic' line."""
+    import typer
+
+    from edge_fgic import cli_support as cs
+    app = typer.Typer(cls=cs.ErrorPolicyGroup)
+
+    @app.command()
+    def spew() -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    @app.command()
+    def other() -> None:
+        pass
+
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # click swaps in a wrapper that swallows the flush
+    with pytest.raises(SystemExit) as ei:
+        cs.run(app, ["spew"])
+    assert ei.value.code == 1
+    assert "bug" not in capsys.readouterr().err

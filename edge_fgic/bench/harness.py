@@ -9,9 +9,6 @@ McNemar's test and per-class drift, and writes bench.json / bench.md / drift.csv
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError, exc_line
+from ..errors import UserError
 from ..fileio import write_json
 from ..manifest import ArtifactInfo, InputSpec, Manifest, read_manifest
 from ..targets import BENCH_DEVICES, artifact_suffixes, target_of
-from . import stats
+from . import on_device, stats
 from .reference import bench_max_drop, gated
+from .reference_model import have, pick_reference
 
 SCHEMA_VERSION = 1
 SUFFIXES = artifact_suffixes()  # what bench collects from a folder: the target table's artifacts (and .pt checkpoints)
@@ -58,6 +56,11 @@ class BenchConfig:
     compute_precisions: list[str] = field(default_factory=list)
     isa_levels: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # --remote: every exported artifact runs on that device (edge_fgic/remote); the reference and .pt checkpoints here
+    remote: str = ""                 # ssh://user@host[:port]
+    ssh_config: str = ""             # passed as ssh -F
+    remote_exe: str = "edge-fgic"    # the device's edge-fgic command
+    remote_dir: str = ""             # where the device's work folder goes (default: the device's temp folder)
 
 
 @dataclass(frozen=True)
@@ -122,38 +125,22 @@ def collect(paths: list[str]) -> list[Path]:
     return found
 
 
-def _fp32_source(path: str) -> str:
-    """A checkpoint's FP32 origin: itself, or the FP32 model an INT8 checkpoint was quantized from."""
-    from ..models.checkpoint import load_checkpoint
-    ck = load_checkpoint(path)
-    return str((ck.quantization or {}).get("source") or path) if ck.is_quantized else path
-
-
-def reference_for(cfg: BenchConfig, manifests: list[Manifest | None], files: list[Path]) -> str:
-    if cfg.reference:
-        return cfg.reference
-    for f, m in zip(files, manifests):
-        if f.suffix == ".pt":
-            return _fp32_source(str(f))
-        if m and m.source.get("checkpoint") and Path(m.source["checkpoint"]).exists():
-            return _fp32_source(m.source["checkpoint"])
-    raise UserError("no FP32 reference found in the manifests; pass --reference CKPT")
-
-
 def preprocessed_images(spec, split: str, inp: InputSpec, max_images: int, work: Path,
                         cache: dict) -> tuple[Path, float, np.ndarray]:
     """A split's first ``max_images`` images (0 = all) preprocessed as ``inp`` (a manifest's input) says, as
     .npy (NCHW float32; each runner does its own layout), ms per image to decode + transform, and the labels.
-    Artifacts with equal preprocessing share one file (``cache``, keyed by :meth:`InputSpec.key`)."""
+    Artifacts with equal preprocessing share one file (``cache``, keyed by :meth:`InputSpec.key`). NumPy +
+    Pillow preprocessing, bit-identical to torchvision's eval transform: no torch."""
     key = inp.key()
     if key in cache:
         return cache[key]
     from ..data.datasets import open_split
-    from ..data.transforms import PreprocessConfig, eval_transform
-    ds = open_split(spec, split, eval_transform(PreprocessConfig(**inp.preprocess())), progress=False)
+    from ..data.images import load_rgb
+    from ..data.transforms import PreprocessConfig, eval_array
+    ds, pre = open_split(spec, split, progress=False), PreprocessConfig(**inp.preprocess())
     n = len(ds) if max_images <= 0 else min(max_images, len(ds))
     t0 = time.perf_counter()
-    x = np.stack([ds[i][0].numpy() for i in range(n)]).astype(np.float32)
+    x = np.stack([eval_array(load_rgb(path), pre) for path, _ in ds.samples[:n]]).astype(np.float32)
     ms = 1000 * (time.perf_counter() - t0) / max(n, 1)
     path = work / f"images-{len(cache)}.npy"
     np.save(path, x)
@@ -163,25 +150,18 @@ def preprocessed_images(spec, split: str, inp: InputSpec, max_images: int, work:
 
 def _run_worker(artifact: Path, manifest: Manifest | None, images: Path, cfg: BenchConfig, work: Path, idx: int,
                 variant: Variant = DEFAULT) -> tuple[dict, np.ndarray | None]:
-    import os
+    """One artifact in a worker process of its own: here, or with --remote in the device's own install."""
+    from .worker import run_in_process
     spec = {"artifact": str(artifact), "manifest": manifest.to_dict() if manifest else None, "images": str(images),
             "threads": cfg.threads,
             "precision": variant.precision, "target": cfg.target,
             "device": "cuda" if cfg.target in ("cuda", "jetson") else "cpu", "runs": cfg.runs, "warmup": cfg.warmup,
             "batch": cfg.batch, "logits": str(work / f"logits-{idx}.npy"), "result": str(work / f"result-{idx}.json")}
-    spec_path = work / f"spec-{idx}.json"
-    spec_path.write_text(json.dumps(spec, default=str))
-    try:
-        env = {**os.environ, **variant.env} if variant.env else None
-        proc = subprocess.run([sys.executable, "-m", "edge_fgic.bench.worker", str(spec_path)], capture_output=True,
-                              text=True, timeout=cfg.timeout_s, env=env)
-    except subprocess.TimeoutExpired:
-        return {"artifact": str(artifact), "status": "failed", "reason": f"timed out after {cfg.timeout_s:.0f} s"}, None
-    res_path = Path(spec["result"])
-    if not res_path.exists():  # the runtime crashed the process (segfault, abort)
-        tail = exc_line(proc.stderr, 200, last=True, default=f"exit code {proc.returncode}")
-        return {"artifact": str(artifact), "status": "failed", "reason": f"worker died ({tail})"}, None
-    result = json.loads(res_path.read_text())
+    device = on_device.current(artifact)
+    if device is not None:
+        return on_device.run(device, spec, artifact, manifest, images, cfg, work, idx, variant)
+    result = run_in_process(spec, work / f"spec-{idx}.json", cfg.timeout_s, variant.env)
+    result["artifact"] = str(artifact)
     logits = np.load(spec["logits"]) if result.get("status") == "ok" else None
     return result, logits
 
@@ -196,8 +176,6 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
 
 
 def _run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
-    from ..data.datasets import checkpoint_data
-    from ..models.checkpoint import load_checkpoint
     from ..progress import track
     if cfg.target not in BENCH_DEVICES:
         raise UserError(f"--target {cfg.target}: unknown device; choose one of {', '.join(BENCH_DEVICES)}")
@@ -216,16 +194,15 @@ def _run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
             manifests.append(None if f.suffix == ".pt" else read_manifest(f))
         except UserError:
             manifests.append(None)
-    ref_path = reference_for(cfg, manifests, files)
-    ref = load_checkpoint(ref_path)
-    spec = checkpoint_data(cfg.data or None, ref, f"the reference {ref_path}", cfg.split)
-    classes = list(ref.classes)
+    ref = pick_reference(cfg.reference, files, manifests)  # a checkpoint, or an FP32 artifact where none can run
+    spec = ref.data(cfg.data or None, cfg.split)
+    ref_path, ref_manifest, classes = ref.path, ref.manifest, ref.classes
     out = Path(cfg.out) if cfg.out else Path("runs") / f"bench-{_dt.datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
-    ref_manifest = Manifest.from_checkpoint(ref, target="torch", precision="fp32", file=Path(ref_path).name)
     rows: list[dict] = []
     from ..fileio import private_workdir
-    with private_workdir(out, "bench") as tmp:  # a killed bench's folder is cleared here next time
+    with private_workdir(out, "bench") as tmp, on_device.session(cfg, ref_path) as device:  # a killed bench's folder is
+        # cleared here next time; the device's goes when its agent ends (also when the connection drops)
         work, cache = Path(tmp), {}
         _, _, labels = preprocessed_images(spec, cfg.split, ref_manifest.input, cfg.max_images, work, cache)
         same = Path(ref_path).resolve()
@@ -240,7 +217,7 @@ def _run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
             if f.suffix == ".pt" and m is None:
                 m = _pt_manifest(f)
             if m is None:
-                m = _explicit_manifest(cfg, f, ref)
+                m = _explicit_manifest(cfg, f, ref_manifest.input)
             if m is None:
                 rows.append({**row, "status": "failed",
                              "reason": f"{f}: no manifest (no {f.name}.json and none inside); "
@@ -285,15 +262,19 @@ def _run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict[str, Any]:
             row["passed"] = False
             row["reason"] = (f"asked {ex.get('runtime')} for {ex['requested'].get('precision')}, it ran "
                              f"{ex['effective'].get('precision')} ({low_precision_note()})")
-    roofline = None
-    if cfg.roofline and cfg.target == "cpu":
+    roofline, notes = None, []
+    if cfg.roofline and cfg.target == "cpu" and not have("torch"):
+        notes.append("roofline skipped: it counts the MACs on the PyTorch model and torch is not installed "
+                     '(pip install "edge-fgic[train]")')
+    elif cfg.roofline and cfg.target == "cpu":
         from .roofline import bench_roofline  # torch: only when asked for
-        roofline = bench_roofline(rows, cfg.threads)
+        roofline = bench_roofline([r for r in rows if not r.get("where")], cfg.threads)  # this CPU's peaks
     report = {"schema": "edge-fgic/bench", "schema_version": SCHEMA_VERSION,
               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               "config": {**asdict(cfg), "reference": ref_path, "data": str(spec)}, "images": int(len(labels)),
               "classes": classes, "rows": rows, "machine": _machine(cfg), "roofline": roofline,
-              "passed": all(r["passed"] for r in rows)}
+              "devices": {device.url: device.record()} if device else {},
+              "reference": ref.record(), "notes": notes, "passed": all(r["passed"] for r in rows)}
     from .report import write_reports
     report["files"] = write_reports(report, out)
     write_json(out / "bench.json", report)
@@ -324,7 +305,7 @@ def _variant_rows(cfg: BenchConfig, rows: list[dict], inputs: dict, labels: np.n
         rows.append(row)
 
 
-def _explicit_manifest(cfg: BenchConfig, f: Path, ref) -> Manifest | None:
+def _explicit_manifest(cfg: BenchConfig, f: Path, ref_input: InputSpec) -> Manifest | None:
     """A manifest from --input-size/--mean/--std/--labels for an artifact that carries none."""
     if not (cfg.input_size and cfg.mean and cfg.std and cfg.labels):
         return None
@@ -336,7 +317,7 @@ def _explicit_manifest(cfg: BenchConfig, f: Path, ref) -> Manifest | None:
     target = row.name if row else "?"
     return Manifest(classes=classes, artifact=ArtifactInfo(file=f.name, target=target, precision="unknown"),
                     input=InputSpec(input_size=int(cfg.input_size), mean=list(cfg.mean), std=list(cfg.std),
-                                    interpolation=ref.preprocess.interpolation, crop_pct=ref.preprocess.crop_pct,
+                                    interpolation=ref_input.interpolation, crop_pct=ref_input.crop_pct,
                                     layout=row.layout if row else "NCHW"),
                     export={"from": "command-line flags"})
 

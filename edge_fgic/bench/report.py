@@ -128,22 +128,63 @@ def verdict(report: dict[str, Any]) -> str:
     return f"**Verdict: FAIL.** {len(bad)} of {len(report['rows'])} rows: " + "; ".join(why) + "."
 
 
+def reference_text(report: dict[str, Any]) -> str:
+    """How the reference ran and why it is the one: "(PyTorch eager)" for a checkpoint, else its runtime."""
+    ref = report.get("reference") or {}
+    if ref.get("kind", "checkpoint") == "checkpoint":
+        return "(PyTorch eager)"
+    return f"(the FP32 artifact in {ref.get('runtime')}; {ref.get('why')})"
+
+
+def machine_line(m: dict[str, Any]) -> str:
+    """A machine record in one line: CPU (arch; ISA), cores, memory, Jetson release and power mode, OS."""
+    cpu, jet = m.get("cpu") or {}, m.get("jetson") or {}
+    mem = m.get("memory_mb") or (m.get("memory") or {}).get("total_mb")
+    isa = f"; {', '.join(cpu['isa'])}" if cpu.get("isa") else ""
+    parts = [f"{cpu.get('model', '?')} ({cpu.get('arch', '')}{isa})",
+             f"{cpu.get('usable_cores') or cpu.get('logical_cores', '?')} cores"]
+    parts += [f"{mem / 1024:.1f} GiB"] if mem else []
+    if jet:
+        mode = (jet.get("nvpmodel") or {}).get("mode")
+        parts.append(f"{jet.get('model') or 'Jetson'}, L4T {jet.get('l4t')}"
+                     + (f", JetPack {jet['jetpack']}" if jet.get("jetpack") else "")
+                     + (f", nvpmodel {mode}" if mode else ""))
+    return ", ".join(parts + ([m["os"]] if m.get("os") else []))
+
+
+def device_lines(report: dict[str, Any]) -> list[str]:
+    """bench --remote: the device each row whose *Ran on* names it ran on (the others ran on this machine)."""
+    lines = []
+    for url, d in (report.get("devices") or {}).items():
+        lines += [f"Device {url}: {machine_line(d.get('machine') or {})}; edge-fgic {d.get('edge_fgic')} there. "
+                  "The rows whose *Ran on* names it ran there, the others here.", ""]
+    return lines
+
+
+def _ran_on(report: dict[str, Any], cells: list[str], where: str | None) -> list[str]:
+    """The *Ran on* column after the artifact's name, when some rows ran on a device."""
+    return [cells[0], where or "here", *cells[1:]] if report.get("devices") else cells
+
+
 def markdown(report: dict[str, Any]) -> str:
     cfg, m = report["config"], report.get("machine") or {}
     cpu = (m.get("cpu") or {})
     lines = [f"# edge-fgic bench — {report['images']} {cfg['split']} images of {cfg['data']}", "",
-             f"Reference: `{cfg['reference']}` (PyTorch eager). Target {cfg['target']}, threads "
+             f"Reference: `{cfg['reference']}` {reference_text(report)}. Target {cfg['target']}, threads "
              f"{cfg['threads'] or 'default'}, gate: drop ≤ {cfg['max_drop']} pt for exported artifacts (checkpoints "
              f"are listed, not gated). Machine: {cpu.get('model', m.get('os', ''))}"
              + (f" ({', '.join(cpu.get('isa', []))})" if cpu.get("isa") else "") + ".", "",
-             verdict(report), "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+             *device_lines(report), verdict(report), "",
+             "| " + " | ".join(_ran_on(report, list(COLUMNS), "Ran on")) + " |",
+             "|" + "---|" * len(_ran_on(report, list(COLUMNS), ""))]
     for r in report["rows"]:
-        lines.append("| " + " | ".join(c.replace("|", "/") for c in _cells(r)) + " |")
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in _ran_on(report, _cells(r), r.get("where"))) + " |")
     lines += ["", "Details:", "", "| " + " | ".join(DETAILS) + " |", "|" + "---|" * len(DETAILS)]
     lines += ["| " + " | ".join(_details(r)) + " |" for r in report["rows"]]
     if report.get("roofline"):
         lines += ["", roofline_text(report["roofline"], report["rows"])]
+    for note in report.get("notes") or []:  # what was skipped in this install (the roofline, the plots)
+        lines += ["", f"Note: {note}."]
     lines += ["", ("Δ top-1 is artifact minus reference in points, with a paired bootstrap 95 % interval over images; "
                    "agreement is top-1 agreement with the reference; latency is batch 1 after warm-up, preprocessing "
                    "excluded.")]
@@ -182,6 +223,14 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
                    for j, (l2, a2) in enumerate(points) if j != i):
             front.append(i)
     return sorted(front, key=lambda i: points[i][0])
+
+
+def have_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:  # the deploy install: the plot is skipped, with a note in the report
+        return False
+    return True
 
 
 def pareto_png(report: dict[str, Any], path: Path) -> bool:
@@ -227,13 +276,17 @@ def pareto_png(report: dict[str, Any], path: Path) -> bool:
 
 def write_reports(report: dict[str, Any], out: Path) -> dict[str, str]:
     files = {"bench.json": str(out / "bench.json")}
+    plot = have_matplotlib()
+    if not plot:
+        report.setdefault("notes", []).append('pareto.png skipped: matplotlib is not installed '
+                                              '(pip install "edge-fgic[train]")')
     write_text(out / "bench.md", markdown(report))
     files["bench.md"] = str(out / "bench.md")
     text = drift_csv(report)
     if text:
         write_text(out / "drift.csv", text)
         files["drift.csv"] = str(out / "drift.csv")
-    if pareto_png(report, out / "pareto.png"):
+    if plot and pareto_png(report, out / "pareto.png"):
         files["pareto.png"] = str(out / "pareto.png")
     return files
 
@@ -272,8 +325,17 @@ def print_bench(report: dict[str, Any]) -> None:
 
     from ..progress import console
     console.print(terminal_table(report, console.width))
+    for url, d in (report.get("devices") or {}).items():
+        ran = [r["name"] for r in report["rows"] if r.get("where") == url]
+        console.print(Text(f"ran on {url} ({machine_line(d.get('machine') or {})}): {', '.join(ran) or 'nothing'}"),
+                      soft_wrap=True)
     for r in report["rows"]:
         if r.get("status") != "ok":
             console.print(Text(f"✗ {r['name']}: {r.get('reason', '')}", style="red"), soft_wrap=True)
+    ref = report.get("reference") or {}
+    if ref.get("kind") == "artifact":
+        console.print(Text(f"reference: {ref['path']} {reference_text(report)}"), soft_wrap=True)
+    for note in report.get("notes") or []:
+        console.print(Text(f"note: {note}", style="yellow"), soft_wrap=True)
     for name, path in report["files"].items():
         console.print(Text(f"  {name:<11} {path}"), soft_wrap=True)

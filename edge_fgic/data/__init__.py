@@ -2,6 +2,7 @@
 Dataset class and image checks (:mod:`.datasets`, :mod:`.images`), preprocessing (:mod:`.transforms`), the
 embedded synthetic default (:mod:`.synthetic`) and ``edge-fgic datasets`` (:mod:`.summary`).
 
-May import: errors, fileio, progress (layer 1; nothing above it). torch only in :mod:`.datasets` and
-:mod:`.transforms`.
+May import: errors, fileio, progress (layer 1; nothing above it). No torch at import time: torchvision only inside
+the training transforms (:mod:`.transforms`) and the native readers built on its dataset classes, scipy only in
+the .mat readers.
 """

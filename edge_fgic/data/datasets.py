@@ -2,14 +2,16 @@
 every image decode-checked once. Which reader reads which layout is :mod:`.registry`'s business;
 the readers are in :mod:`.readers`.
 
+No torch here: :class:`FGDataset` is a map-style dataset (``__len__`` + ``__getitem__``, all torch's
+``DataLoader`` asks of one), so ``bench`` and ``predict`` read a split's (path, label) list and classes in an
+install without torch, and training hands the same object to a ``DataLoader``.
+
 May import: errors, progress, fileio, and this package.
 """
 
 from __future__ import annotations
 
 from typing import Callable
-
-from torch.utils.data import Dataset
 
 from ..errors import UserError
 from .images import find_bad_images, load_rgb, skipped_summary
@@ -24,8 +26,9 @@ from .registry import (  # noqa: F401 - the data API
 )
 
 
-class FGDataset(Dataset):
-    """(image, label) pairs from any reader; images decoded by :func:`load_rgb`."""
+class FGDataset:
+    """(image, label) pairs from any reader; images decoded by :func:`load_rgb` (a map-style dataset for torch's
+    ``DataLoader``; ``samples`` and ``classes`` are the split for those that need no images)."""
 
     def __init__(self, index: SplitIndex, transform: Callable | None = None, name: str = ""):
         self.classes = list(index.classes)
@@ -114,26 +117,33 @@ def checkpoint_data(data: str | None, ckpt, model: object, split: str) -> DataSp
     """The dataset of a command that reads a checkpoint: ``data`` (``--data``) or, when ``None``, the one
     recorded in the checkpoint; checked from ``split``'s index (no image decoded) to have the checkpoint's
     classes, in the same order. ``model`` is how the user named the checkpoint (for the messages)."""
+    return recorded_data(data, (ckpt.train_config or {}).get("data"), list(ckpt.classes), model, split)
+
+
+def recorded_data(data: str | None, recorded: object, classes: list[str], model: object, split: str,
+                  what: str = "checkpoint") -> DataSpec:
+    """:func:`checkpoint_data` for any model that records its dataset and classes (``what``: "checkpoint", or
+    "artifact" for an exported one, whose manifest's ``source.data`` is ``recorded``)."""
     if data is None:
-        recorded = (ckpt.train_config or {}).get("data")
         if not recorded:
-            raise UserError(f"{model}: the checkpoint records no dataset; pass --data KIND=PATH")
+            raise UserError(f"{model}: the {what} records no dataset; pass --data KIND=PATH")
         try:
             spec = parse_data_spec(str(recorded))
+            index = read_split(spec, split)
         except UserError as exc:
             raise UserError(f"{exc} (dataset recorded in {model}; pass --data KIND=PATH to use another)") from None
     else:
         spec = parse_data_spec(data)
-    index = read_split(spec, split)
-    expected, got = list(ckpt.classes), list(index.classes)
+        index = read_split(spec, split)
+    expected, got = list(classes), list(index.classes)
     if got != expected:
         missing = [c for c in expected if c not in set(got)]
         extra = [c for c in got if c not in set(expected)]
-        parts = [f"{what} {names[:5]}{' ...' if len(names) > 5 else ''}"
-                 for what, names in (("missing", missing), ("unexpected", extra)) if names]
+        parts = [f"{how} {names[:5]}{' ...' if len(names) > 5 else ''}"
+                 for how, names in (("missing", missing), ("unexpected", extra)) if names]
         raise UserError(
             f"{spec.path}: the {split} split's {len(got)} classes differ from the {len(expected)} classes of {model} "
             f"({', '.join(parts) or 'same names in a different order'}); "
-            "pass --data with the dataset the checkpoint was trained on"
+            f"pass --data with the dataset the {what} was trained on"
         )
     return spec

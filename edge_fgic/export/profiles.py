@@ -1,7 +1,12 @@
-"""Device profiles: one YAML per device in the top-level ``export/`` folder (declarative, no code)."""
+"""Device profiles: one YAML per device in the top-level ``export/`` folder (declarative, no code).
+
+They are package data, read through :mod:`importlib.resources` as ``edge_fgic.profiles``: in the checkout (and an
+editable install) ``edge_fgic/profiles`` is a link to ``export/``; the wheel holds the files themselves
+(pyproject.toml's package-data), so an installed edge-fgic needs no checkout."""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -14,26 +19,35 @@ KEYS = {"device", "description", "target", "precision", "threads", "tensorrt", "
 TRT_KEYS = {"workspace_mb", "dla_core", "timing_cache", "builder_optimization_level"}
 
 
+def _packaged():
+    return resources.files("edge_fgic") / "profiles"
+
+
 def profiles_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "export"
+    """Where the packaged profiles lie (a folder in a wheel's install, an editable install and the checkout)."""
+    return Path(str(_packaged())).resolve()
 
 
 def list_profiles() -> list[str]:
-    d = profiles_dir()
-    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+    root = _packaged()
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml")) if root.is_dir() else []
 
 
 def load_profile(name_or_path: str) -> dict[str, Any]:
-    """``export/jetson-orin-nano.yaml`` or just ``jetson-orin-nano``; validated."""
+    """``export/jetson-orin-nano.yaml`` (a file) or just ``jetson-orin-nano`` (a packaged profile); validated."""
     path = Path(name_or_path).expanduser()
-    if not path.exists():
-        cand = profiles_dir() / f"{name_or_path}.yaml"
-        if not cand.exists():
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+    else:
+        # a name, or the checkout's export/NAME.yaml (as the README writes it) where there is no checkout
+        name = path.stem if path.parent.name == "export" and path.suffix == ".yaml" else name_or_path
+        cand = _packaged() / f"{name}.yaml"
+        if "/" in name or not cand.is_file():
             raise UserError(f"{name_or_path}: no such profile; known: {', '.join(list_profiles()) or '(none)'} "
                             f"(files in {profiles_dir()})")
-        path = cand
+        path, text = Path(str(cand)).resolve(), cand.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML ({exc_line(exc, 240)})") from None
     if not isinstance(data, dict):

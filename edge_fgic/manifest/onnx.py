@@ -1,5 +1,6 @@
 """The manifest inside an ONNX file: ``metadata_props`` (our JSON under ``edge_fgic_manifest``, and a
-few flat keys other tools such as Netron show). ``onnx`` is imported when a file is read or written."""
+few flat keys other tools such as Netron show). ``onnx`` reads and writes them; without it (the deploy
+install) onnxruntime reads them."""
 
 from __future__ import annotations
 
@@ -11,12 +12,24 @@ from . import MANIFEST_KEY, Manifest, dumps
 
 
 def read_manifest(path: str | Path) -> dict[str, Any] | None:
-    import onnx
+    try:
+        import onnx
+    except ImportError:  # the deploy install (no [train]): onnxruntime reads the same metadata_props
+        return _read_with_onnxruntime(path)
     model = onnx.load(str(path), load_external_data=False)
     for prop in model.metadata_props:
         if prop.key == MANIFEST_KEY:
             return json.loads(prop.value)
     return None
+
+
+def _read_with_onnxruntime(path: str | Path) -> dict[str, Any] | None:
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # only the metadata is wanted
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return from_metadata_map(sess.get_modelmeta().custom_metadata_map)
 
 
 def from_metadata_map(props: dict[str, str]) -> dict[str, Any] | None:

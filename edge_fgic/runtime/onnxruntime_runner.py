@@ -10,6 +10,7 @@ on x86, but natively on ARM64).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from collections import Counter
@@ -102,26 +103,35 @@ class OnnxRuntimeRunner(Runner):
         return from_metadata_map(self.session.get_modelmeta().custom_metadata_map)
 
     def _read_back(self) -> dict[str, Any]:
-        """The session's providers and threads, and the graph ORT optimised for this CPU (a second,
-        throwaway session writes it out; the timed session is untouched)."""
-        import onnxruntime as ort
+        """The session's providers and threads, and the graph ORT optimised for this CPU (read with ``onnx``;
+        without it, as in a slim install, the record says so instead)."""
         opts = self.session.get_session_options()
         out: dict[str, Any] = {"providers": self.session.get_providers(), "threads": int(opts.intra_op_num_threads),
                                "inter_op_threads": int(opts.inter_op_num_threads),
                                "graph_optimization_level": str(opts.graph_optimization_level).split(".")[-1]}
+        if importlib.util.find_spec("onnx") is None:  # a slim (deploy) install: the session itself is unaffected
+            out["read_back_error"] = ("the optimised graph (integer kernels, float types) is not read back: it needs "
+                                      "the onnx package (pip install onnx)")
+            out["precision"] = None  # unknown, not assumed
+            return out
+        out.update(self._optimized_summary())
+        fp = out.get("float_ops_precision")
+        # an all-integer graph has no float compute nodes: its float parts (Q/DQ, adds) are f32 in the CPU EP
+        out["precision"] = fp if fp else ("f32" if "CPUExecutionProvider" == out["providers"][0] else None)
+        return out
+
+    def _optimized_summary(self) -> dict[str, Any]:
+        """A second, throwaway session writes the graph ORT optimised for this CPU; the timed one is untouched."""
+        import onnxruntime as ort
         with tempfile.TemporaryDirectory(prefix="edge-fgic-ort-") as tmp:
             dump = os.path.join(tmp, "optimized.onnx")
             probe = self._options()
             probe.optimized_model_filepath = dump
             try:
                 ort.InferenceSession(str(self.path), probe, providers=self.session.get_providers())
-                out.update(optimized_graph_summary(dump))
+                return optimized_graph_summary(dump)
             except Exception as exc:  # noqa: BLE001 - read-back must not break a working session
-                out["read_back_error"] = f"{type(exc).__name__}: {exc_line(exc, 160)}"
-        fp = out.get("float_ops_precision")
-        # an all-integer graph has no float compute nodes: its float parts (Q/DQ, adds) are f32 in the CPU EP
-        out["precision"] = fp if fp else ("f32" if "CPUExecutionProvider" == out["providers"][0] else None)
-        return out
+                return {"read_back_error": f"{type(exc).__name__}: {exc_line(exc, 160)}"}
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x})[0]
