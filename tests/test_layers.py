@@ -1,8 +1,8 @@
 """The package's layers: every import points down, none goes round in a circle.
 
-Order (DESIGN.md, STYLE.md): errors < fileio/quiet/progress < native, targets < data, manifest < models < runtime,
-training < quant, bench, predict < export, camera < pipeline, doctor < render, cli_support < cli. Units on one
-layer do not import each other. Three checks:
+Order (DESIGN.md, STYLE.md): errors < fileio/quiet/progress < native, targets, remote < data, manifest < models
+< runtime, training < quant, bench, predict < export, camera < pipeline, doctor < render, cli_support < cli. Units
+on one layer do not import each other. Three checks:
 
 * statically, every ``import`` in the package (module level *and* inside functions: a lazy import
   is still a dependency) against the order;
@@ -26,7 +26,7 @@ PKG = Path(__file__).resolve().parents[1] / "edge_fgic"
 LAYERS = [
     {"<root>", "errors"},                                # edge_fgic/__init__ (the version) and UserError
     {"fileio", "quiet", "progress", "utils", "timing"},  # stdlib-level helpers
-    {"native", "targets"},                               # child processes for native code; the target table
+    {"native", "targets", "remote"},                     # child processes; the target table; devices over ssh
     {"data", "manifest", "metrics"},
     {"models"},
     {"runtime", "training"},

@@ -70,6 +70,7 @@ def _cp_pairs(cmd: str) -> list[tuple[str, str]]:
 
 # why a command is only parsed, not run here (first match wins)
 NOT_HERE = [
+    (r"--remote ", "needs a device over SSH (tests/test_remote.py runs bench --remote against a localhost sshd)"),
     (r"torchrun|--device cuda", "needs CUDA GPUs"),
     (r"\.engine|--target jetson|csi:", "needs a Jetson (TensorRT engine, CSI camera, tegrastats)"),
     (r"usb:", "needs a webcam"),

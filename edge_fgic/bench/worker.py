@@ -118,6 +118,35 @@ def measure(spec: dict) -> dict:
     return result
 
 
+def run_in_process(spec: dict, spec_path: Path, timeout_s: float, env: dict[str, str] | None = None,
+                   started=None) -> dict:
+    """This module on ``spec`` in a process of its own, as bench runs every artifact (here, and on a device
+    through :mod:`.agent`): the worker's result, or a failed one when it timed out or died. ``started`` is
+    called with the child (the agent kills it when its host goes away)."""
+    import os
+    import subprocess
+    from ..errors import exc_line
+    spec_path.write_text(json.dumps(spec, default=str))
+    proc = subprocess.Popen([sys.executable, "-m", "edge_fgic.bench.worker", str(spec_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **env} if env else None)
+    if started is not None:
+        started(proc)
+    try:
+        _, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return {"artifact": spec["artifact"], "status": "failed", "reason": f"timed out after {timeout_s:.0f} s"}
+    except BaseException:  # Ctrl-C: never leave the worker behind
+        proc.kill()
+        raise
+    res_path = Path(spec["result"])
+    if not res_path.exists():  # the runtime crashed the process (segfault, abort), or it was killed
+        tail = exc_line(stderr or "", 200, last=True, default=f"exit code {proc.returncode}")
+        return {"artifact": spec["artifact"], "status": "failed", "reason": f"worker died ({tail})"}
+    return json.loads(res_path.read_text())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec_path = Path(argv[0])
