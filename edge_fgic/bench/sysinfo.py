@@ -9,6 +9,7 @@ read-only: /proc, /sys, /etc and ``--show``/``-q`` queries; nothing changes cloc
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 import re
@@ -31,6 +32,23 @@ ARM_PARTS = {
     (0x4E, 0x003): "NVIDIA Denver 2", (0x4E, 0x004): "NVIDIA Carmel",
 }
 _TIMEOUT_S = 10
+
+# L4T (Jetson Linux) release -> the JetPack that ships it, as NVIDIA pairs them on its JetPack / Jetson Linux
+# archive pages (developer.nvidia.com/embedded/jetpack-archive, docs.nvidia.com/jetson/archives; e.g. "L4T 32.7.2
+# is included as part of JetPack 4.6.2", "JetPack 7.1 with Jetson Linux 38.4"), cross-checked against the tables
+# of dusty-nv/jetson-containers (jetson_containers/l4t_version.py) and rbonghi/jetson_stats. Keys are normalised
+# (36.4.0 == 36.4). A release not listed (a security respin such as 32.5.2 or 35.6.2, or one newer than this
+# table) is reported by its branch only (L4T_BRANCHES), never as a neighbour's JetPack.
+L4T_JETPACK = {
+    "32.1": "4.2", "32.2": "4.2.1", "32.2.1": "4.2.2", "32.3.1": "4.3", "32.4.3": "4.4", "32.4.4": "4.4.1",
+    "32.5": "4.5", "32.5.1": "4.5.1", "32.6.1": "4.6", "32.7.1": "4.6.1", "32.7.2": "4.6.2", "32.7.3": "4.6.3",
+    "32.7.4": "4.6.4", "32.7.5": "4.6.5", "32.7.6": "4.6.6",
+    "34.1": "5.0 DP", "34.1.1": "5.0.1 DP", "35.1": "5.0.2", "35.2.1": "5.1", "35.3.1": "5.1.1", "35.4.1": "5.1.2",
+    "35.5": "5.1.3", "35.6": "5.1.4", "35.6.1": "5.1.5",
+    "36.2": "6.0 DP", "36.3": "6.0", "36.4": "6.1", "36.4.3": "6.2", "36.4.4": "6.2.1",
+    "38.2": "7.0", "38.2.1": "7.0", "38.4": "7.1",
+}
+L4T_BRANCHES = {32: "4.x", 34: "5.0 (developer preview)", 35: "5.x", 36: "6.x", 38: "7.x"}
 
 
 def _blocks(text: str) -> list[dict[str, str]]:
@@ -174,25 +192,128 @@ def parse_tegra_release(text: str) -> dict | None:
     return {"l4t": f"{match.group(1)}.{match.group(2)}", "board": board.group(1) if board else None}
 
 
-def jetson_info() -> dict | None:
-    """L4T release, board model, nvpmodel mode and ``jetson_clocks --show`` text; None off-Jetson.
+def _version_key(version: str) -> tuple[int, ...]:
+    """(36, 4) for "36.4.0" and "36.4": trailing zero revisions dropped, so both spellings of a release meet."""
+    parts = [int(p) for p in re.findall(r"\d+", version)]
+    while len(parts) > 2 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
 
-    ``jetson_clocks`` is only ever run with ``--show`` (it needs root; without it the raw error is kept)."""
-    release_file, model_file = Path("/etc/nv_tegra_release"), Path("/proc/device-tree/model")
-    model = model_file.read_text(errors="replace").strip("\x00\n ") if model_file.exists() else None
-    if not release_file.exists() and not (model and ("jetson" in model.lower() or "nvidia" in model.lower())):
+
+_JETPACK_BY_KEY = {_version_key(k): v for k, v in L4T_JETPACK.items()}
+
+
+def l4t_to_jetpack(l4t: str | None) -> tuple[str | None, str]:
+    """(JetPack version, how it was found) for an L4T release (pure): ("6.2", "table") when NVIDIA pairs them,
+    ("6.x", "branch") for an unlisted release of a known branch, (None, "unknown") otherwise."""
+    if not l4t or not re.match(r"\d+\.\d+", l4t):
+        return None, "unknown"
+    key = _version_key(l4t)
+    if key in _JETPACK_BY_KEY:
+        return _JETPACK_BY_KEY[key], "table"
+    branch = L4T_BRANCHES.get(key[0])
+    return (branch, "branch") if branch else (None, "unknown")
+
+
+def parse_device_tree_model(raw: bytes | str) -> str | None:
+    """/proc/device-tree/model: a NUL-terminated string ("NVIDIA Jetson Orin Nano Developer Kit\\0")."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    text = text.split("\x00")[0].strip()
+    return text or None
+
+
+def parse_cuda_version_json(text: str) -> str | None:
+    """The CUDA toolkit version from /usr/local/cuda/version.json (CUDA 11.1+): its "cuda" entry
+    ({"cuda": {"name": "CUDA SDK", "version": "12.6.68"}, ...}), else the runtime's or nvcc's."""
+    try:
+        data = json.loads(text)
+    except ValueError:
         return None
-    info: dict = {"model": model, "l4t": None}
-    if release_file.exists():
-        text = release_file.read_text(errors="replace")
+    for key in ("cuda", "cuda_cudart", "cuda_nvcc"):
+        entry = data.get(key) if isinstance(data, dict) else None
+        if isinstance(entry, dict) and entry.get("version"):
+            return str(entry["version"])
+    return None
+
+
+def parse_cuda_version_txt(text: str) -> str | None:
+    """/usr/local/cuda/version.txt of CUDA <= 11.0 (JetPack 4: "CUDA Version 10.2.300")."""
+    match = re.search(r"CUDA Version\s+(\d+(?:\.\d+)+)", text)
+    return match.group(1) if match else None
+
+
+def parse_nvcc_version(text: str) -> str | None:
+    """``nvcc --version``'s last lines: "Cuda compilation tools, release 12.6, V12.6.68" -> 12.6.68."""
+    match = re.search(r"release\s+(\d+\.\d+),\s*V(\d+(?:\.\d+)+)", text)
+    if match:
+        return match.group(2)
+    match = re.search(r"release\s+(\d+\.\d+)", text)
+    return match.group(1) if match else None
+
+
+def cuda_info(root: str | Path = "/") -> dict | None:
+    """The CUDA toolkit under ``root``/usr/local/cuda (version.json, version.txt, then its nvcc); None without one.
+    Torch-free: what a slim install on a Jetson has instead of ``torch.version.cuda``."""
+    cuda = Path(root) / "usr" / "local" / "cuda"
+    for name, parse in (("version.json", parse_cuda_version_json), ("version.txt", parse_cuda_version_txt)):
+        try:
+            version = parse((cuda / name).read_text(errors="replace"))
+        except OSError:
+            continue
+        if version:
+            return {"version": version, "release": ".".join(version.split(".")[:2]), "source": str(cuda / name)}
+    nvcc = cuda / "bin" / "nvcc"
+    exe = str(nvcc) if nvcc.exists() else (shutil.which("nvcc") if Path(root) == Path("/") else None)
+    out = _run([exe, "--version"]) if exe else None
+    version = parse_nvcc_version(out.stdout) if out and out.returncode == 0 else None
+    if version:
+        return {"version": version, "release": ".".join(version.split(".")[:2]), "source": f"{exe} --version"}
+    return None
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def jetson_info(root: str | Path = "/") -> dict | None:
+    """L4T release and its JetPack, board model, nvpmodel mode, ``jetson_clocks --show`` text, the CUDA toolkit
+    and tegrastats; None off-Jetson. ``root`` is where /etc and /proc are (tests point it at a fake tree).
+
+    Read-only and without root: files, ``dpkg-query``, ``nvpmodel -q`` and ``jetson_clocks --show`` (which needs
+    root to print clocks; without it its error text is kept). Nothing here sets a power mode or a clock."""
+    root = Path(root)
+    raw_model = _read_bytes(root / "proc" / "device-tree" / "model")
+    model = parse_device_tree_model(raw_model) if raw_model is not None else None
+    raw_release = _read_bytes(root / "etc" / "nv_tegra_release")
+    if raw_release is None and not (model and ("jetson" in model.lower() or "nvidia" in model.lower())):
+        return None
+    info: dict = {"model": model, "l4t": None, "board": None}
+    if raw_release is not None:
+        text = raw_release.decode("utf-8", "replace")
         info.update(parse_tegra_release(text) or {})
         info["nv_tegra_release"] = text.splitlines()[0] if text else ""
-    dpkg = _run(["dpkg-query", "-W", "-f=${Version}", "nvidia-jetpack"])
-    info["jetpack"] = (dpkg.stdout.strip() or None) if dpkg and dpkg.returncode == 0 else None
+    dpkg = _run(["dpkg-query", "--admindir", str(root / "var" / "lib" / "dpkg"), "-W", "-f=${Version}",
+                 "nvidia-jetpack"])
+    package = (dpkg.stdout.strip() or None) if dpkg and dpkg.returncode == 0 else None
+    if package:  # the nvidia-jetpack meta-package says it outright ("6.2+b77", "5.1.2-b104")
+        info["jetpack"], info["jetpack_source"] = re.split(r"[+-]", package)[0], f"nvidia-jetpack {package} (dpkg)"
+    else:  # flashed without the SDK meta-package: NVIDIA's L4T -> JetPack pairing
+        jetpack, how = l4t_to_jetpack(info["l4t"])
+        info["jetpack"] = jetpack
+        info["jetpack_source"] = {"table": "NVIDIA's L4T/JetPack pairs",
+                                  "branch": f"its branch: L4T {info['l4t']} is not in edge-fgic's table",
+                                  }.get(how, "no L4T release read")
     q = _run(["nvpmodel", "-q"])
     info["nvpmodel"] = parse_nvpmodel(q.stdout + q.stderr) if q else None
     clocks = _run(["jetson_clocks", "--show"])
     info["jetson_clocks_show"] = (clocks.stdout or clocks.stderr).strip() if clocks else None
+    info["cuda"] = cuda_info(root)
+    tegrastats = root / "usr" / "bin" / "tegrastats"
+    info["tegrastats"] = str(tegrastats) if tegrastats.exists() else (
+        shutil.which("tegrastats") if root == Path("/") else None)
     return info
 
 
