@@ -92,6 +92,16 @@ class FGClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_head(self.forward_features(x))
 
+    def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits, embedding)`` in one pass: the embedding is what the classifier layer reads (timm's
+        ``pre_logits``: pooled, and for ConvNeXt normed), not L2-normalised; logits equal :meth:`forward`'s."""
+        emb = self.backbone.forward_head(self.forward_features(x), pre_logits=True)
+        return self.backbone.get_classifier()(emb), emb
+
+    def forward_embedding(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding alone (N, D), as :meth:`forward_with_embedding` gives it."""
+        return self.backbone.forward_head(self.forward_features(x), pre_logits=True)
+
     def cam_target_layer(self, input_size: int | None = None) -> nn.Module:
         """Module whose NCHW output Grad-CAM explains.
 

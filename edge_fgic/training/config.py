@@ -69,6 +69,12 @@ class TrainConfig:
     kd_weight: float = 0.7  # loss = (1 - kd_weight) * label loss + kd_weight * T^2 * KL(student/T || teacher/T)
     kd_temperature: float = 4.0
     feature_kd: float = 0.0  # weight of the feature loss (last feature maps, 1x1 projector); 0 = off
+    # metric learning: loss += triplet_weight * batch-hard triplet loss (training/metric_loss.py) on the
+    # L2-normalised embedding before the classifier; 0 = off. On, the train batches are P classes x pk_images
+    # (K) images with P = batch_size / K (training/sampler.py). QAT (quantize != {}) trains without it.
+    triplet_weight: float = 0.0
+    triplet_margin: float = 0.2
+    pk_images: int = 4
     # quantization-aware training (set by `edge-fgic quantize --mode qat`; {} = FP32 training)
     quantize: dict[str, Any] = field(default_factory=dict)
     # hardware
@@ -115,10 +121,22 @@ class TrainConfig:
             (self.variant in ("", *VARIANTS), f"variant must be one of {', '.join(VARIANTS)}"),
             (self.freeze_stages >= -1,
              "freeze_stages must be -1 (train all), 0 (the stem) or N (the stem and N stages)"),
+            (self.triplet_weight >= 0, "triplet_weight must be >= 0 (0 = off)"),
+            (self.triplet_margin >= 0, "triplet_margin must be >= 0"),
+            (self.pk_images >= 1, "pk_images must be >= 1"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise UserError(f"{source}: {msg}")
+        k, bs = self.pk_images, self.batch_size
+        if self.uses_triplet() and (bs % k or bs // k < 2):
+            raise UserError(f"{source}: triplet_weight > 0 draws batches of P classes x pk_images {k} images, so "
+                            f"batch_size {bs} must be a multiple of {k} with P >= 2; set --batch-size "
+                            f"{max(2, round(bs / k)) * k} or another --pk-images")
+
+    def uses_triplet(self) -> bool:
+        """The triplet loss and its P x K sampler are on (never in QAT, which only reproduces its FP32 model)."""
+        return self.triplet_weight > 0 and not self.quantize
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:

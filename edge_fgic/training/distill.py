@@ -4,6 +4,7 @@ Loss (Hinton et al.)::
 
     (1 - kd_weight) * CE(student, labels) + kd_weight * T^2 * KL(softmax(teacher / T) || softmax(student / T))
     [+ feature_kd * MSE(projector(student features), teacher features)]
+    [+ triplet_weight * batch-hard triplet loss on the student's embedding (training/metric_loss.py)]
 
 The teacher runs in eval mode under ``no_grad`` on exactly the batch the student sees, so
 mixup/CutMix and every augmentation are applied identically to both. A teacher trained at a
@@ -11,7 +12,9 @@ larger input size (a pretrained 224 px teacher, a 112 px student) sees the batch
 size, and the student the same crops resized to its size (antialiased), so neither works on
 upsampled pixels. Any timm classifier can teach (logit KD); feature KD needs an NCHW feature
 map (a CNN), which the 1x1 projector maps from the student's width. The student's
-checkpoint records the teacher's path and SHA-256 in its train_config.
+checkpoint records the teacher's path and SHA-256 in its train_config. The triplet term is
+the loop's (:mod:`.trainer`), on the student's embedding; by default the student inherits the
+teacher's ``triplet_weight`` with the rest of its recipe (``--triplet-weight 0`` turns it off).
 """
 
 from __future__ import annotations
@@ -59,6 +62,12 @@ class StudentWithFeatures(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.student.forward_features(x)
         return self.student.backbone.forward_head(feats), self.projector(feats)
+
+    def forward_with_embedding(self, x: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``((logits, projected features), embedding)`` in one pass, for the triplet loss (training/metric_loss.py)."""
+        feats = self.student.forward_features(x)
+        emb = self.student.backbone.forward_head(feats, pre_logits=True)
+        return (self.student.backbone.get_classifier()(emb), self.projector(feats)), emb
 
 
 def load_teacher(cfg: TrainConfig, out: Path) -> tuple[FGClassifier, Any]:

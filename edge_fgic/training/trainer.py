@@ -8,7 +8,8 @@ augmentations whether the run was interrupted before it or not.
 Size: a little over 400 lines because the loop and everything its exact resume depends on (RNG state,
 the sampler's epoch, the optimiser, scheduler and EMA state, the DDP setup) stay in one file, where one
 reader can check that an interrupted run and an uninterrupted one take the same steps. What a stage
-changes is in :mod:`.hooks`.
+changes is in :mod:`.hooks`; the optional triplet term and its P x K batches in :mod:`.metric_loss` and
+:mod:`.sampler`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from .config import TrainConfig
 from .distill import DistillHooks
 from .history import plot_history, write_history
 from .hooks import TrainHooks
+from .metric_loss import TripletTerm, WithEmbedding
+from .sampler import pk_sampler
 
 # fields that may differ between the interrupted run and --resume (they don't change the maths)
 _RESUME_FREE = {"epochs", "patience", "workers", "device", "out", "gradcam", "cache_images", "skip_bad_images"}
@@ -150,6 +153,10 @@ def _datasets(cfg: TrainConfig, pp: PreprocessConfig, progress: bool,
 
 def _loader(ds: FGDataset, cfg: TrainConfig, train: bool, epoch: int, world: int, rank: int, device) -> DataLoader:
     g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    if train and cfg.uses_triplet():  # P classes x K images per batch, this rank's slice of the epoch's batches
+        return DataLoader(ds, batch_sampler=pk_sampler(ds.targets, cfg.batch_size, cfg.pk_images, cfg.seed, epoch,
+                                                       world, rank, f"{cfg.data} (train split)"),
+                          generator=g, num_workers=cfg.workers, pin_memory=device.type == "cuda")
     sampler = None
     if world > 1 and train:
         sampler = DistributedSampler(ds, world, rank, shuffle=True, seed=cfg.seed, drop_last=True)
@@ -293,11 +300,12 @@ def _train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fin
             console.print(f"resuming {out} at epoch {start_epoch + 1}/{cfg.epochs} "
                           f"(best val top-1 {best['val_top1']:.2f})")
 
-    ddp_model = train_module
+    if world > 1 and device.type == "cuda":  # BatchNorm students: statistics over the global batch, not per GPU
+        train_module = nn.SyncBatchNorm.convert_sync_batchnorm(train_module)
+    triplet = TripletTerm(cfg.triplet_weight, cfg.triplet_margin) if cfg.uses_triplet() else None
+    ddp_model = WithEmbedding(train_module) if triplet else train_module  # forward -> (outputs, embedding)
     if world > 1:
-        if device.type == "cuda":  # BatchNorm students: statistics over the global batch, not per GPU
-            train_module = nn.SyncBatchNorm.convert_sync_batchnorm(train_module)
-        ddp_model = nn.parallel.DistributedDataParallel(train_module,
+        ddp_model = nn.parallel.DistributedDataParallel(ddp_model,
                                                         device_ids=[device.index] if device.type == "cuda" else None)
     run_model = torch.compile(ddp_model) if cfg.compile else ddp_model
     meta = dict(classes=classes, preprocess=pp,
@@ -326,7 +334,12 @@ def _train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fin
                     x, target = (mixup_fn(x, y) if len(x) % 2 == 0
                                  else (x, nn.functional.one_hot(y, len(classes)).float()))
                 with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
-                    loss = hooks.loss(run_model(hooks.model_input(x)), x, target, criterion)
+                    outputs = run_model(hooks.model_input(x))
+                    if triplet:  # on the embedding of the (mixed) image, labelled by its dominant source
+                        outputs, emb = outputs
+                    loss = hooks.loss(outputs, x, target, criterion)
+                    if triplet:
+                        loss = loss + triplet(emb, y, target)
                 if not math.isfinite(loss.item()):
                     raise UserError(f"{out}: loss became {loss.item()} at epoch {epoch + 1}; "
                                     "lower --lr or disable AMP (--amp off)")
@@ -349,7 +362,8 @@ def _train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fin
                     break
                 continue
             eval_model = ema.module if ema is not None else model
-            row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "lr": opt.param_groups[0]["lr"],
+            row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
+                   **(triplet.epoch_metrics() if triplet else {}), "lr": opt.param_groups[0]["lr"],
                    **validate(eval_model, _loader(val_ds, cfg, False, epoch, 1, 0, device), device, amp_dtype,
                               cfg.channels_last),
                    "epoch_time_s": time.time() - t0}
@@ -375,7 +389,8 @@ def _train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fin
                                    for line in ds.skipped))
             if prog is None:
                 agree = f"  agreement {row['val_agreement']:.2f} %" if "val_agreement" in row else ""
-                console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.3f}  "
+                trip = f" (triplet {row['train_triplet']:.3f})" if "train_triplet" in row else ""
+                console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.3f}{trip}  "
                               f"val top-1 {row['val_top1']:.2f}{agree}  ({row['epoch_time_s']:.1f}s)")
             stop = _stop_flag(stop, world)
             if stop:
