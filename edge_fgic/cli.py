@@ -58,6 +58,16 @@ def datasets_cmd(
         raise typer.Exit(1)
 
 
+# metric learning, on train and distill (training/metric_loss.py, training/sampler.py)
+TripletWeightOption = Annotated[float | None, unset(
+    "Weight of the auxiliary batch-hard triplet loss on the L2-normalised embedding (0 = off); on, batches are "
+    "P classes x --pk-images, P = batch size / K.", min=0.0)]
+TripletMarginOption = Annotated[float | None, unset("Margin of the triplet loss (distances in [0, 2]; "
+                                                    "default 0.2).", min=0.0)]
+PkImagesOption = Annotated[int | None, unset("Images per class (K) in a triplet batch; --batch-size must be a "
+                                             "multiple (default 4).", min=1)]
+
+
 @app.command("train", help=cs.COMMAND_HELP["train"])
 def train_cmd(
     config: Annotated[Path | None, unset("YAML recipe (see train/*.yaml). Default: the embedded synthetic demo "
@@ -78,6 +88,9 @@ def train_cmd(
                                                "(weights and BN statistics); -1 trains everything.", min=-1)] = None,
     attention_head: Annotated[bool | None, unset("Channel + spatial attention on the last feature map.",
                                                  "--attention-head/--no-attention-head")] = None,
+    triplet_weight: TripletWeightOption = None,
+    triplet_margin: TripletMarginOption = None,
+    pk_images: PkImagesOption = None,
     out: Annotated[Path | None, unset("Run folder (best.pt, last.pt, metrics, plots).", "--out", "-o")] = None,
     resume: cs.ResumeOption = False,
     device: cs.DeviceOption = "auto",
@@ -95,7 +108,8 @@ def train_cmd(
     fields = dict(DEMO_RECIPE) if config is None else load_recipe(config)
     fields.update(cs.not_none(data=data, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
                               input_size=input_size, pretrained=pretrained, freeze_stages=freeze_stages,
-                              attention_head=attention_head, out=str(out) if out else None, workers=workers, seed=seed))
+                              attention_head=attention_head, out=str(out) if out else None, workers=workers, seed=seed,
+                              triplet_weight=triplet_weight, triplet_margin=triplet_margin, pk_images=pk_images))
     fields.update(cs.parse_set(set_))
     fields["device"] = device
     if skip_bad_images:
@@ -119,6 +133,9 @@ def distill_cmd(
     temperature: Annotated[float | None, unset("Softmax temperature of the KL term.", "--temperature", "-T")] = None,
     feature_kd: Annotated[float | None, unset("Weight of feature distillation on the last feature maps (0 = "
                                               "off).")] = None,
+    triplet_weight: TripletWeightOption = None,
+    triplet_margin: TripletMarginOption = None,
+    pk_images: PkImagesOption = None,
     epochs: cs.EpochsOption = None,
     batch_size: cs.BatchSizeOption = None,
     lr: cs.LrOption = None,
@@ -138,7 +155,8 @@ def distill_cmd(
     tck = load_checkpoint(teacher)
     fields = cs.not_none(data=data, model=student, variant=variant, epochs=epochs, batch_size=batch_size, lr=lr,
                          out=str(out) if out else None, workers=workers, seed=seed, kd_weight=kd_weight,
-                         kd_temperature=temperature, feature_kd=feature_kd)
+                         kd_temperature=temperature, feature_kd=feature_kd, triplet_weight=triplet_weight,
+                         triplet_margin=triplet_margin, pk_images=pk_images)
     fields.update(cs.parse_set(set_))
     if skip_bad_images:
         fields["skip_bad_images"] = True
@@ -206,6 +224,9 @@ def export_cmd(
                                    min=0)] = 0,
     dynamic_batch: Annotated[bool, opt("Dynamic batch dimension (FP32/FP16 ONNX, TensorRT, OpenVINO); default static "
                                        "batch 1.", "--dynamic-batch")] = False,
+    embedding: Annotated[bool, opt("A second output, `embedding`: the L2-normalised pre-logits vector (retrieval, "
+                                   "open-set rejection), named in the manifest and proved in the round trip; "
+                                   "FP32/FP16.", "--embedding")] = False,
     opset: Annotated[int, opt("ONNX opset.", min=13, max=21)] = 17,
     min_agreement: Annotated[float | None, unset("Round-trip gate: top-1 agreement with the source model, % [default: "
                                                  "fp32 99, fp16 98, int8 95].", min=0.0, max=100.0)] = None,
@@ -228,7 +249,7 @@ def export_cmd(
                        out=_str(out), name=name or "", profile=profile or "", data=data or "", split=split.value,
                        check_images=check_images, calib_size=calib_size, opset=opset, dynamic_batch=dynamic_batch,
                        overwrite=overwrite, min_agreement=min_agreement, max_rel_diff=max_rel_diff, threads=threads,
-                       seed=seed, skip_bad_images=skip_bad_images)
+                       seed=seed, skip_bad_images=skip_bad_images, embedding=embedding)
     results = export(cfg)
     print_export(cfg.precision, results)
     if any(r.status == "failed" for r in results):

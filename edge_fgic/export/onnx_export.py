@@ -27,24 +27,34 @@ class _Half(nn.Module):
         self.net = net.half()
 
     def forward(self, x):
-        return self.net(x.half()).float()
+        out = self.net(x.half())
+        if isinstance(out, tuple):  # --embedding: (logits, raw embedding), normalised in float32 (no fp16 overflow)
+            from .embedding import l2_normalize
+            return out[0].float(), l2_normalize(out[1].float())
+        return out.float()
 
 
 def export_float(model: nn.Module, path: Path, input_size: int, *, precision: str = "fp32", opset: int = 17,
-                 dynamic_batch: bool = False, simplify: bool = True) -> dict[str, Any]:
-    """Deploy-fold ``model``, export with the TorchScript exporter, simplify, check. FP16 keeps float32 I/O."""
+                 dynamic_batch: bool = False, simplify: bool = True, embedding: bool = False) -> dict[str, Any]:
+    """Deploy-fold ``model``, export with the TorchScript exporter, simplify, check. FP16 keeps float32 I/O.
+    ``embedding``: a second output ``embedding`` (L2-normalised, :mod:`.embedding`) after ``logits``."""
     import onnx
 
     from ..models.fuse import fuse_for_deploy
     net = fuse_for_deploy(model.cpu().float()).eval()
+    names = ["logits"]
+    if embedding:
+        from .embedding import OUTPUT_NAMES, WithEmbedding
+        net = WithEmbedding(net, normalize=precision != "fp16").eval()
+        names = list(OUTPUT_NAMES)
     if precision == "fp16":
         net = _Half(net).eval()
     x = torch.zeros(1, 3, input_size, input_size)
-    axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
+    axes = {n: {0: "batch"} for n in ["input", *names]} if dynamic_batch else None
     raw = path.with_suffix(".raw.onnx")
     with torch.no_grad():
         torch.onnx.export(net, (x,), str(raw), dynamo=False, opset_version=opset, input_names=["input"],
-                          output_names=["logits"], dynamic_axes=axes)
+                          output_names=names, dynamic_axes=axes)
     model_proto = onnx.load(str(raw))
     raw.unlink()
     slimmed = False
@@ -86,7 +96,7 @@ def export(job: ExportJob) -> list[Built]:
                                 + summary["ops"].get("DequantizeLinear", 0)}
     else:
         info = export_float(job.model, path, job.input_size, precision=job.precision, opset=job.cfg.opset,
-                            dynamic_batch=job.cfg.dynamic_batch)
+                            dynamic_batch=job.cfg.dynamic_batch, embedding=job.cfg.embedding)
         quant = None
     return [Built(artifact=path, runtime="onnxruntime", batch=None if job.cfg.dynamic_batch else 1,
                   converters={"torch.onnx (TorchScript exporter)": torch.__version__,

@@ -32,11 +32,16 @@ def export(job: ExportJob) -> list[Built]:
     crash_point("openvino-convert")
     x = torch.zeros(1, 3, job.input_size, job.input_size)
     net = job.model if job.precision == "int8" else fuse_for_deploy(job.model.cpu().float()).eval()
+    names = ["logits"]
+    if job.cfg.embedding:  # (logits, L2-normalised embedding); INT8 is refused before this (export/embedding.py)
+        from .embedding import OUTPUT_NAMES, WithEmbedding
+        net, names = WithEmbedding(net).eval(), list(OUTPUT_NAMES)
     with torch.no_grad():
         ov_model = ov.convert_model(net, example_input=x, input=[ov.PartialShape(
             [-1 if job.cfg.dynamic_batch else 1, 3, job.input_size, job.input_size])])
     ov_model.inputs[0].get_tensor().set_names({"input"})
-    ov_model.outputs[0].get_tensor().set_names({"logits"})
+    for port, name in zip(ov_model.outputs, names):
+        port.get_tensor().set_names({name})
     xml = job.tmp / outputs(job.stem, job.precision)[0]
     # FP16 = weights stored in half precision (OpenVINO's own FP16 IR); the CPU plugin computes in
     # FP32 or BF16 as the hardware allows, a GPU/NPU plugin in FP16

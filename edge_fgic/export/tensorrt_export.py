@@ -110,7 +110,7 @@ def export(job: ExportJob) -> list[Built]:
         quant.details["tensorrt_rule_violations"] = 0
     else:
         export_float(job.model, onnx_path, job.input_size, precision=job.precision, opset=job.cfg.opset,
-                     dynamic_batch=dynamic)
+                     dynamic_batch=dynamic, embedding=job.cfg.embedding)
         quant = None
     cmd = trtexec_command(onnx_name, engine_name, opts, job.input_size, dynamic)
     cmd_path = job.tmp / f"{job.stem}-{job.precision}.trtexec.sh"

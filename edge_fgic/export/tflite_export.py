@@ -113,6 +113,9 @@ def _export(job: ExportJob) -> list[Built]:
         net = weight_quantized_float(job.model, job.ckpt)
     else:
         net = fuse_for_deploy(job.model.cpu().float()).eval()
+    if job.cfg.embedding:  # (logits, L2-normalised embedding): signature outputs output_0, output_1; INT8 refused
+        from .embedding import WithEmbedding
+        net = WithEmbedding(net).eval()
     convert_float(net, float_path, size)
     if job.precision == "fp32":
         model = float_path.read_bytes()

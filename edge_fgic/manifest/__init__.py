@@ -2,7 +2,8 @@
 
 One typed object, :class:`Manifest` (timm's ``PretrainedCfg`` is the model): the artifact (file,
 target, precision), the model, the class names, the input (size, layout, channel order, mean/std,
-interpolation, crop fraction), the output, the quantization record (one shape for every target),
+interpolation, crop fraction), the output (and, with ``export --embedding``, the second output
+``embedding``: :class:`EmbeddingSpec`), the quantization record (one shape for every target),
 the source checkpoint, how it was exported, the round-trip check and, in the sidecar, each file's
 SHA-256. The same JSON goes *inside* the artifact where the format allows (ONNX ``metadata_props``,
 TFLite model metadata, OpenVINO ``rt_info``: the codecs :mod:`.onnx`, :mod:`.tflite`,
@@ -107,6 +108,29 @@ class OutputSpec:
 
 
 @dataclass
+class EmbeddingSpec:
+    """A second output (``export --embedding``): the vector the classifier layer reads, for retrieval or
+    open-set rejection on a device. ``normalized``: L2-normalised inside the graph (unit rows, so cosine
+    similarity is a dot product); ``shape`` is ``[batch or -1, dim]``. Readers select outputs by ``name``."""
+
+    dim: int
+    name: str = "embedding"
+    shape: list[int] = field(default_factory=list)
+    normalized: bool = True
+    dtype: str = "float32"
+    kind: str = "pre-logits embedding (timm pre_logits), L2-normalised; cosine similarity = dot product"
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> "EmbeddingSpec":
+        _need(isinstance(d, dict) and isinstance(d.get("dim"), int) and d["dim"] > 0, where,
+              "embedding.dim must be a positive integer")
+        _need(isinstance(d.get("name", "embedding"), str) and d.get("name", "embedding"), where,
+              "embedding.name must name the output")
+        _need(isinstance(d.get("normalized", True), bool), where, "embedding.normalized must be true or false")
+        return cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})
+
+
+@dataclass
 class Quantization:
     """One shape for every target. ``io``: an integer-I/O artifact's input/output scale and zero-point
     (what the runtime reported at export; the Android app dequantizes with it); ``details``: what only
@@ -157,6 +181,7 @@ class Manifest:
     artifact: ArtifactInfo = field(default_factory=ArtifactInfo)
     model: ModelInfo = field(default_factory=ModelInfo)
     output: OutputSpec = field(default_factory=OutputSpec)
+    embedding: EmbeddingSpec | None = None                    # a second output (export --embedding); else absent
     quantization: Quantization | None = None
     source: dict[str, Any] = field(default_factory=dict)      # checkpoint, sha256, data, val_top1, test_top1
     export: dict[str, Any] = field(default_factory=dict)      # toolkit, created, converters, options, build_seconds
@@ -170,7 +195,7 @@ class Manifest:
     def from_checkpoint(cls, ckpt, *, target: str, precision: str, file: str, layout: str = "NCHW",
                         input_dtype: str = "float32", batch: int | None = 1, converters: dict[str, str] | None = None,
                         quantization: Quantization | None = None, options: dict[str, Any] | None = None,
-                        model_name: str = "") -> "Manifest":
+                        model_name: str = "", embedding: EmbeddingSpec | None = None) -> "Manifest":
         """Everything a reader needs, from the source checkpoint (:class:`~edge_fgic.models.checkpoint.Checkpoint`)."""
         pre = ckpt.preprocess
         tc = ckpt.train_config or {}
@@ -188,6 +213,7 @@ class Manifest:
                             num_classes=len(ckpt.classes)),
             # int8 outputs (TFLite full-integer): scale/zero-point in quantization.io
             output=OutputSpec(dtype=out_dtype),
+            embedding=embedding,
             quantization=quantization,
             source={"checkpoint": str(ckpt.path), "sha256": ckpt.sha256, "data": tc.get("data"),
                     "val_top1": metrics.get("val_top1"), "test_top1": metrics.get("test_top1")},
@@ -231,6 +257,7 @@ class Manifest:
         files = d.get("files")
         _need(files is None or (isinstance(files, dict) and isinstance(files.get("sha256", {}), dict)), where,
               "files.sha256 must map file names to hashes")
+        emb = d.get("embedding")
         return cls(
             classes=list(classes),
             input=InputSpec(**{k: v for k, v in i.items() if k in known_in}),
@@ -241,13 +268,17 @@ class Manifest:
                                  if k in {f.name for f in fields(OutputSpec)}}),
             quantization=None if q is None else Quantization.from_dict(q, where),
             source=dict(d.get("source") or {}), export=dict(d.get("export") or {}),
-            round_trip=d.get("round_trip"), files=files, schema=SCHEMA, schema_version=SCHEMA_VERSION)
+            round_trip=d.get("round_trip"), files=files,
+            embedding=None if emb is None else EmbeddingSpec.from_dict(emb, where),
+            schema=SCHEMA, schema_version=SCHEMA_VERSION)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d = {"schema": d.pop("schema"), "schema_version": d.pop("schema_version"), **d}
         if d["files"] is None:
             d.pop("files")
+        if d["embedding"] is None:  # an export without --embedding is written as before
+            d.pop("embedding")
         return d
 
     def dumps(self, indent: int | None = 2) -> str:

@@ -186,5 +186,14 @@ def embed(path: Path, manifest) -> None:
                           name=f"{manifest.model.name} ({manifest.precision})",
                           description=f"Fine-grained image classifier over {len(manifest.classes)} classes "
                                       "(edge-fgic); outputs logits",
-                          version=__version__, layout=inp.layout)
+                          version=__version__, layout=inp.layout,
+                          embedding_desc=_embedding_desc(manifest))
     path.write_bytes(data)
+
+
+def _embedding_desc(manifest) -> str:
+    emb = getattr(manifest, "embedding", None)
+    if emb is None:
+        return ""
+    norm = ", L2-normalised: cosine similarity = dot product" if emb.normalized else ""
+    return f"Embedding ({emb.dim} values{norm}) for retrieval or open-set rejection."

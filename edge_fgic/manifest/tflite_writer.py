@@ -61,7 +61,8 @@ def _table(b: flatbuffers.Builder, nfields: int, *fields: tuple[int, str, Any]) 
 
 def _metadata_flatbuffer(*, name: str, description: str, version: str, author: str, license: str,
                          input_desc: str, output_desc: str, input_size: int, mean255: list[float],
-                         std255: list[float], stats: tuple[list[float], list[float]] | None) -> bytes:
+                         std255: list[float], stats: tuple[list[float], list[float]] | None,
+                         embedding_at: int | None = None, embedding_desc: str = "") -> bytes:
     b = flatbuffers.Builder(1024)
     # input: ImageProperties (RGB, default_size), NormalizationOptions, Stats
     size = _table(b, 2, (0, "u32", input_size), (1, "u32", input_size))  # ImageSize
@@ -86,8 +87,15 @@ def _metadata_flatbuffer(*, name: str, description: str, version: str, author: s
     tout = _table(b, 7, (_TM["name"], "str", "probability"), (_TM["description"], "str", output_desc),
                   (_TM["content"], "off", content_out), (_TM["process_units"], "tables", [threshold]),
                   (_TM["associated_files"], "tables", [label]))
+    outs = [tout]
+    if embedding_at is not None:  # export --embedding: a second output, metadata in the subgraph's output order
+        content_emb = _table(b, 3, (_CT["content_properties_type"], "u8", _CONTENT_FEATURE),
+                             (_CT["content_properties"], "off", _table(b, 0)))
+        temb = _table(b, 7, (_TM["name"], "str", "embedding"), (_TM["description"], "str", embedding_desc),
+                      (_TM["content"], "off", content_emb))
+        outs.insert(embedding_at, temb)
     sub = _table(b, 4, (_SG["input_tensor_metadata"], "tables", [tin]),
-                 (_SG["output_tensor_metadata"], "tables", [tout]))
+                 (_SG["output_tensor_metadata"], "tables", outs))
     root = _table(b, 8, (_MM["name"], "str", name), (_MM["description"], "str", description),
                   (_MM["version"], "str", version), (_MM["subgraph_metadata"], "tables", [sub]),
                   (_MM["author"], "str", author), (_MM["license"], "str", license),
@@ -140,12 +148,23 @@ def _set_entry(model: _tfl.ModelT, key: str, data: bytes) -> None:
     model.metadata = (model.metadata or []) + [entry]
 
 
-def _check_io(model: _tfl.ModelT, input_size: int, n_classes: int, layout: str) -> int:
-    """Validate the one input/one output signature against the arguments; return the input TensorType."""
+def _logits_position(model: _tfl.ModelT) -> int:
+    """Where the logits sit among the subgraph's outputs of a two-output model: the tensor its signature
+    names first (litert-torch: output_0 = the module's first output), else the first output."""
     sg = model.subgraphs[0]
-    if len(sg.inputs) != 1 or len(sg.outputs) != 1:
-        raise ValueError(f"expected 1 input and 1 output tensor, got {len(sg.inputs)} and {len(sg.outputs)}")
-    tin, tout = sg.tensors[sg.inputs[0]], sg.tensors[sg.outputs[0]]
+    sigs = [o for d in model.signatureDefs or [] for o in d.outputs or []]
+    named = sorted(sigs, key=lambda o: (o.name or b"").decode() if isinstance(o.name, bytes) else str(o.name or ""))
+    first = named[0].tensorIndex if named else sg.outputs[0]
+    return [int(i) for i in sg.outputs].index(int(first)) if int(first) in [int(i) for i in sg.outputs] else 0
+
+
+def _check_io(model: _tfl.ModelT, input_size: int, n_classes: int, layout: str, outputs: int = 1) -> int:
+    """Validate the one input/``outputs`` output signature against the arguments; return the input TensorType."""
+    sg = model.subgraphs[0]
+    if len(sg.inputs) != 1 or len(sg.outputs) != outputs:
+        raise ValueError(f"expected 1 input and {outputs} output tensor(s), got {len(sg.inputs)} and "
+                         f"{len(sg.outputs)}")
+    tin, tout = sg.tensors[sg.inputs[0]], sg.tensors[sg.outputs[_logits_position(model) if outputs > 1 else 0]]
     ishape = [int(d) for d in (tin.shapeSignature if tin.shapeSignature is not None else tin.shape)]
     want = [3, input_size, input_size] if layout == "NCHW" else [input_size, input_size, 3]
     if len(ishape) != 4 or any(0 < got != w for got, w in zip(ishape[1:], want)):
@@ -159,14 +178,17 @@ def _check_io(model: _tfl.ModelT, input_size: int, n_classes: int, layout: str) 
 def embed_metadata(model: bytes, *, manifest: dict, classes: list[str], input_size: int,
                    mean: tuple[float, float, float], std: tuple[float, float, float],
                    name: str, description: str, version: str, author: str = "edge-fgic",
-                   license: str = "", layout: str = "NHWC") -> bytes:
+                   license: str = "", layout: str = "NHWC", embedding_desc: str = "") -> bytes:
     """Return the .tflite bytes with (a) MANIFEST_KEY holding json.dumps(manifest), (b) a TFLite
     Metadata flatbuffer (file identifier "M001") under TFLITE_METADATA_KEY, and (c) the label file
     `labels.txt` (one class per line) packed as an associated file the way tflite-support's
     MetadataPopulator does (a zip archive appended to the flatbuffer).
 
     ``mean``/``std`` are on the 0..1 scale (timm); the standard metadata gets them times 255, as the
-    Task Library normalizes raw 0..255 pixels. Everything else in the model is kept (other metadata
+    Task Library normalizes raw 0..255 pixels. ``embedding_desc``: the model has a second output, the
+    embedding (``export --embedding``), described in the metadata next to the logits.
+
+    Everything else in the model is kept (other metadata
     entries, other files already packed); an entry of the same name is replaced, not duplicated.
     """
     model = bytes(model)
@@ -187,7 +209,8 @@ def embed_metadata(model: bytes, *, manifest: dict, classes: list[str], input_si
                 raise ValueError("a buffer points past the end of the model; the file is truncated")
             buf.data = np.frombuffer(model, np.uint8, buf.size, buf.offset).copy()
             buf.offset = buf.size = 0
-    in_type = _check_io(m, input_size, len(classes), layout)
+    in_type = _check_io(m, input_size, len(classes), layout, 2 if embedding_desc else 1)
+    logits_at = _logits_position(m) if embedding_desc else 0
 
     mean255, std255 = [float(x) * 255.0 for x in mean], [float(x) * 255.0 for x in std]
     stats = None  # the range the input tensor sees, as tflite-support's metadata writers record it
@@ -199,7 +222,8 @@ def embed_metadata(model: bytes, *, manifest: dict, classes: list[str], input_si
         name=name, description=description, version=version, author=author, license=license,
         input_desc=f"RGB image, {layout}, {input_size}x{input_size}, fed as (pixel - mean) / std, pixel in 0..255.",
         output_desc=f"Logits over {len(classes)} classes (not probabilities: apply softmax for those).",
-        input_size=input_size, mean255=mean255, std255=std255, stats=stats)
+        input_size=input_size, mean255=mean255, std255=std255, stats=stats,
+        embedding_at=(1 - logits_at) if embedding_desc else None, embedding_desc=embedding_desc)
 
     m.buffers = [_AlignedBufferT.of(b) for b in m.buffers or []]
     _set_entry(m, MANIFEST_KEY, dumps(manifest, indent=None).encode("utf-8"))

@@ -169,19 +169,52 @@ class Runner:
         return self.manifest.layout if self.manifest else "NCHW"
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """The logits (selected by the output's name, so a second output changes nothing here)."""
+        return self._batched(x, lambda chunk: {"logits": self._run(chunk)})["logits"]
+
+    @property
+    def embedding(self):
+        """The manifest's :class:`~edge_fgic.manifest.EmbeddingSpec` of the second output (None: the artifact
+        was exported without ``--embedding``)."""
+        return self.manifest.embedding if self.manifest else None
+
+    def predict_with_embedding(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(logits, embedding)`` from one run of an artifact exported with ``--embedding``; the embedding is
+        as the manifest's ``embedding`` says (``normalized``: unit rows)."""
+        spec = self.embedding
+        if spec is None:
+            raise UserError(f"{self.path}: has no embedding output; re-export it with `edge-fgic export --embedding`")
+        out = self._batched(x, self._run_outputs)
+        if spec.name not in out:
+            raise UserError(f"{self.path}: its manifest names the output {spec.name!r} but the model has "
+                            f"{', '.join(sorted(out))}; re-export it")
+        return out["logits"], out[spec.name]
+
+    def predict_embedding(self, x: np.ndarray) -> np.ndarray:
+        """The embedding alone (:meth:`predict_with_embedding`)."""
+        return self.predict_with_embedding(x)[1]
+
+    def _run_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output of one static-shape batch by name, ``logits`` included (runners of artifacts that can
+        carry a second output implement it)."""
+        raise UserError(f"{self.path}: the {self.backend} runner does not read a second output")
+
+    def _batched(self, x: np.ndarray, run) -> dict[str, np.ndarray]:
+        """``run`` (one batch -> outputs by name) over ``x``: layout, and fixed-batch splitting with padding."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self.layout == "NHWC":
             x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
         if self.batch is None or self.batch == len(x):
-            return np.asarray(self._run(x), dtype=np.float32)
-        outs = []
+            return {k: np.asarray(v, dtype=np.float32) for k, v in run(x).items()}
+        outs: dict[str, list[np.ndarray]] = {}
         for i in range(0, len(x), self.batch):
             chunk = x[i:i + self.batch]
             pad = self.batch - len(chunk)
             if pad:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-            outs.append(np.asarray(self._run(chunk), dtype=np.float32)[:self.batch - pad])
-        return np.concatenate(outs)
+            for k, v in run(chunk).items():
+                outs.setdefault(k, []).append(np.asarray(v, dtype=np.float32)[:self.batch - pad])
+        return {k: np.concatenate(v) for k, v in outs.items()}
 
     def describe(self) -> str:
         return f"{self.backend} {self.version()}".strip()

@@ -71,7 +71,8 @@ class LiteRTRunner(Runner):
             first = exc_line(exc)
             raise UserError(f"{self.path}: the LiteRT interpreter cannot load it ({first}); re-export it") from None
         self.inp = self.interp.get_input_details()[0]
-        self.out = self.interp.get_output_details()[0]
+        self.outs = _named_outputs(self.interp)
+        self.out = self.outs["logits"]
         self.batch = int(self.inp["shape"][0])
 
     def _io_shapes(self):
@@ -93,6 +94,14 @@ class LiteRTRunner(Runner):
                 "io_dtype": np.dtype(self.inp["dtype"]).name, "integer_graph": bool(int8)}
 
     def _run(self, x: np.ndarray) -> np.ndarray:
+        self._invoke(x)
+        return self._output(self.out)
+
+    def _run_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        self._invoke(x)
+        return {name: self._output(d) for name, d in self.outs.items()}
+
+    def _invoke(self, x: np.ndarray) -> None:
         dtype = self.inp["dtype"]
         if dtype != np.float32:  # full-integer model: quantize the normalized input
             scale, zp = self.inp["quantization"]
@@ -100,8 +109,32 @@ class LiteRTRunner(Runner):
             x = np.clip(np.round(x / scale + zp), info.min, info.max).astype(dtype)
         self.interp.set_tensor(self.inp["index"], x)
         self.interp.invoke()
-        y = self.interp.get_tensor(self.out["index"])
+
+    def _output(self, detail: dict[str, Any]) -> np.ndarray:
+        y = self.interp.get_tensor(detail["index"])
         if y.dtype != np.float32:
-            scale, zp = self.out["quantization"]
+            scale, zp = detail["quantization"]
             y = (y.astype(np.float32) - zp) * scale
         return y
+
+
+def _named_outputs(interp) -> dict[str, dict[str, Any]]:
+    """Output tensor details by name: ``logits``, and ``embedding`` for an ``export --embedding`` model, whose
+    signature (litert-torch's) lists the module's outputs in order as output_0, output_1; a single-output
+    model keeps its first output as the logits, as before."""
+    details = interp.get_output_details()
+    if len(details) < 2:
+        return {"logits": details[0]}
+    try:
+        sig = next(iter(interp._get_full_signature_list().values()))["outputs"]
+    except Exception:  # noqa: BLE001 - no signature: positions are all there is
+        sig = {}
+    by_index = {int(d["index"]): d for d in details}
+    ordered = [by_index[int(i)] for _, i in sorted(sig.items(), key=lambda kv: _output_position(kv[0]))
+               if int(i) in by_index] if sig else details
+    return dict(zip(("logits", "embedding"), ordered))
+
+
+def _output_position(name: str) -> tuple[int, str]:
+    tail = name.rsplit("_", 1)[-1]
+    return (int(tail), name) if tail.isdigit() else (1 << 30, name)

@@ -92,11 +92,15 @@ class OnnxRuntimeRunner(Runner):
             raise UserError(f"{self.path}: onnxruntime cannot load it ({first}); re-export it") from None
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
+        # outputs by name: logits is "logits" where the graph names it (a second output, "embedding", may follow)
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.logits_index = self.output_names.index("logits") if "logits" in self.output_names else 0
         b = inp.shape[0]
         self.batch = b if isinstance(b, int) else None
 
     def _io_shapes(self):
-        return list(self.session.get_inputs()[0].shape), list(self.session.get_outputs()[0].shape)
+        return (list(self.session.get_inputs()[0].shape),
+                list(self.session.get_outputs()[self.logits_index].shape))
 
     def _embedded(self):
         from ..manifest.onnx import from_metadata_map
@@ -134,4 +138,9 @@ class OnnxRuntimeRunner(Runner):
                 return {"read_back_error": f"{type(exc).__name__}: {exc_line(exc, 160)}"}
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: x})[0]
+        return self.session.run([self.output_names[self.logits_index]], {self.input_name: x})[0]
+
+    def _run_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        out = dict(zip(self.output_names, self.session.run(None, {self.input_name: x})))
+        out["logits"] = out[self.output_names[self.logits_index]]
+        return out

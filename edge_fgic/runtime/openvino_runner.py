@@ -85,6 +85,11 @@ def compile_cpu(path, requested: dict[str, Any]):
     return model, core.compile_model(model, "CPU", config)
 
 
+def _port_name(port, i: int) -> str:
+    names = set(port.get_names())
+    return next((n for n in ("logits", "embedding") if n in names), min(names) if names else f"output{i}")
+
+
 class OpenVINORunner(Runner):
     backend = "openvino"
     compute_precisions = ("f32", "bf16", "f16")
@@ -106,13 +111,17 @@ class OpenVINORunner(Runner):
             first = exc_line(exc)
             raise UserError(f"{self.path}: OpenVINO cannot load it ({first}); re-export it") from None
         self.request = self.compiled.create_infer_request()
+        # outputs by name: "logits", and "embedding" in an `export --embedding` IR
+        self.output_ports = {_port_name(o, i): o for i, o in enumerate(self.compiled.outputs)}
+        self.logits_port = next((o for o in self.compiled.outputs if "logits" in o.get_names()),
+                                self.compiled.output(0))
         shape = self.compiled.input(0).get_partial_shape()
         self.batch = shape[0].get_length() if shape[0].is_static else None
 
     def _io_shapes(self):
         def dims(port):
             return [d.get_length() if d.is_static else -1 for d in port.get_partial_shape()]
-        return dims(self.compiled.input(0)), dims(self.compiled.output(0))
+        return dims(self.compiled.input(0)), dims(self.logits_port)
 
     def _embedded(self):
         from ..manifest.openvino import from_model
@@ -133,4 +142,10 @@ class OpenVINORunner(Runner):
                 **summary}
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        return self.request.infer({0: x})[self.compiled.output(0)].copy()
+        return self.request.infer({0: x})[self.logits_port].copy()
+
+    def _run_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        res = self.request.infer({0: x})
+        out = {name: res[port].copy() for name, port in self.output_ports.items()}
+        out["logits"] = res[self.logits_port].copy()
+        return out

@@ -55,23 +55,31 @@ class TensorRTRunner(Runner):
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        # by name: an engine built from an `export --embedding` ONNX has a second output, "embedding"
+        self.logits_name = "logits" if "logits" in self.outputs else self.outputs[0]
         shape = tuple(self.engine.get_tensor_shape(self.inputs[0]))
         self.batch = shape[0] if shape[0] > 0 else None
         self.device_index = 0 if self.device in ("cpu", "cuda", "auto") else int(self.device.split(":")[-1])
 
     def _io_shapes(self):
-        return list(self.engine.get_tensor_shape(self.inputs[0])), list(self.engine.get_tensor_shape(self.outputs[0]))
+        return (list(self.engine.get_tensor_shape(self.inputs[0])),
+                list(self.engine.get_tensor_shape(self.logits_name)))
 
     def _run(self, x: np.ndarray) -> np.ndarray:
+        return self._run_outputs(x)["logits"]
+
+    def _run_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch
         dev = torch.device("cuda", self.device_index)
         name = self.inputs[0]
         xin = torch.from_numpy(x).pin_memory().to(dev, non_blocking=True)
         self.context.set_input_shape(name, tuple(xin.shape))
         self.context.set_tensor_address(name, xin.data_ptr())
-        out_name = self.outputs[0]
-        out = torch.empty(tuple(self.context.get_tensor_shape(out_name)), dtype=torch.float32, device=dev)
-        self.context.set_tensor_address(out_name, out.data_ptr())
+        outs = {}
+        for out_name in self.outputs:  # every output needs an address, whichever the caller reads
+            outs[out_name] = torch.empty(tuple(self.context.get_tensor_shape(out_name)), dtype=torch.float32,
+                                         device=dev)
+            self.context.set_tensor_address(out_name, outs[out_name].data_ptr())
         stream = torch.cuda.current_stream(dev)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record(stream)
@@ -80,4 +88,6 @@ class TensorRTRunner(Runner):
         end.record(stream)
         stream.synchronize()
         self.last_gpu_ms = start.elapsed_time(end)  # the engine alone, without the host<->device copies
-        return out.cpu().numpy()
+        result = {n: t.cpu().numpy() for n, t in outs.items()}
+        result["logits"] = result[self.logits_name]
+        return result

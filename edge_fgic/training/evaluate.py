@@ -17,6 +17,15 @@ Conventions (every number in ``metrics.json`` and in the returned dict):
   ``rate = total / (support_a + support_b)``, then by class index. Each pair is oriented so
   that ``a -> b`` is the more frequent direction.
 * ``nll`` is the mean cross-entropy (nats) over rows with finite logits.
+* ``recall@1`` / ``recall@5`` (%): leave-one-out retrieval with the embedding the classifier layer reads
+  (cosine on L2-normalised vectors; ties count against the query; queries whose class has no other image
+  are not scored). ``embedding`` holds its dimension, each class's ``spread`` (mean cosine distance to its
+  centroid) and, for the most-confused pairs, the centroid ``distance``, both spreads and ``separation`` =
+  distance / mean spread: a wider margin between look-alike classes shows as a larger separation. Models
+  without an embedding (old checkpoints) get None and ``embedding.note``.
+
+Size: over 400 lines because prediction, the metrics dict, the embedding figures, the report files and
+the Grad-CAM panel of one evaluation share their conventions here.
 """
 
 from __future__ import annotations
@@ -34,7 +43,8 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.transforms import PreprocessConfig
 from ..errors import UserError
 from ..fileio import write_json, write_text
-from ..metrics import confusion_matrix, pair_confusions, per_class_prf, ranked
+from ..metrics import (class_geometry, class_pair_distances, confusion_matrix, embedding_summary, pair_confusions,
+                       per_class_prf, ranked, recall_at_k)
 from ..models.checkpoint import unwrap
 from ..progress import track
 from .gradcam import eval_mode, grad_cam, save_gradcam_grid
@@ -42,7 +52,9 @@ from .plots import plot_confusion_matrix, short_name
 
 __all__ = [
     "predict_logits",
+    "predict_with_embedding",
     "classification_metrics",
+    "embedding_metrics",
     "confused_pairs",
     "select_gradcam_indices",
     "evaluate",
@@ -68,6 +80,42 @@ def predict_logits(
     Returns ``(logits [N, C] float32, targets [N] int64)`` in dataset order. The model is
     moved to ``device`` (and stays there); every module's train/eval flag is restored.
     """
+    logits, targets, _ = predict_with_embedding(model, dataset_or_loader, device=device, batch_size=batch_size,
+                                                num_workers=num_workers, progress=progress, embedding=False)
+    return logits, targets
+
+
+def embedding_source(model: nn.Module) -> tuple[str, str]:
+    """How :func:`predict_with_embedding` reads ``model``'s embedding: ``("method", "")`` through
+    ``forward_with_embedding`` (a plain FGClassifier), ``("hook", "")`` as the input of the classifier layer
+    during the ordinary forward (an NNCF INT8 model: its own hooks only run inside its forward, so the
+    method would bypass its quantizers), or ``("", why)``: none."""
+    net = unwrap(model)
+    nncf_wrapped = any(k.startswith("__nncf") for k, _ in net.named_children()) or hasattr(net, "nncf")
+    if hasattr(net, "forward_with_embedding") and not nncf_wrapped:
+        return "method", ""
+    backbone = getattr(net, "backbone", None)
+    if backbone is not None and hasattr(backbone, "get_classifier") \
+            and isinstance(backbone.get_classifier(), nn.Module) and not isinstance(backbone.get_classifier(),
+                                                                                   nn.Identity):
+        return "hook", ""
+    return "", f"{type(net).__name__} has no forward_with_embedding (a checkpoint from before it)"
+
+
+def predict_with_embedding(
+    model: nn.Module,
+    dataset_or_loader: Dataset | DataLoader,
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 64,
+    num_workers: int = 0,
+    progress: bool = True,
+    embedding: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`predict_logits` plus the embedding of the same forward pass: ``(logits, targets, embedding
+    [N, D] float32 or None)``. The embedding is what the classifier layer reads (timm's ``pre_logits``, not
+    L2-normalised), taken as :func:`embedding_source` says; None when the model has none or
+    ``embedding=False``."""
     device = torch.device(device)
     if isinstance(dataset_or_loader, DataLoader):
         loader = dataset_or_loader
@@ -84,20 +132,42 @@ def predict_logits(
     except TypeError:
         total = None
     model.to(device)
+    how = embedding_source(model)[0] if embedding else ""
+    net = unwrap(model)
     logits_parts: list[torch.Tensor] = []
     target_parts: list[torch.Tensor] = []
-    with eval_mode(model), torch.inference_mode():
-        for batch in track(loader, total=total, description="evaluate", enabled=progress):
-            x, y = batch[0], batch[1]
-            out = model(x.to(device, non_blocking=True))
-            if isinstance(out, (tuple, list)):
-                out = out[0]
-            logits_parts.append(out.detach().float().cpu())
-            target_parts.append(torch.as_tensor(y).reshape(-1).long().cpu())
+    emb_parts: list[torch.Tensor] = []
+    seen: list[torch.Tensor] = []
+    handle = None
+    if how == "hook":
+        handle = net.backbone.get_classifier().register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    try:
+        with eval_mode(model), torch.inference_mode():
+            for batch in track(loader, total=total, description="evaluate", enabled=progress):
+                x, y = batch[0], batch[1]
+                x = x.to(device, non_blocking=True)
+                if how == "method":
+                    out, emb = net.forward_with_embedding(x)
+                else:
+                    out = model(x)
+                    emb = seen.pop() if how == "hook" and seen else None
+                    seen.clear()
+                if isinstance(out, (tuple, list)):
+                    out = out[0]
+                logits_parts.append(out.detach().float().cpu())
+                target_parts.append(torch.as_tensor(y).reshape(-1).long().cpu())
+                if emb is not None:
+                    emb_parts.append(emb.detach().float().flatten(1).cpu())
+    finally:
+        if handle is not None:
+            handle.remove()
     if not logits_parts:
-        c = int(getattr(unwrap(model), "num_classes", 0) or 0)
-        return np.zeros((0, c), dtype=np.float32), np.zeros((0,), dtype=np.int64)
-    return torch.cat(logits_parts).numpy().astype(np.float32), torch.cat(target_parts).numpy().astype(np.int64)
+        c = int(getattr(net, "num_classes", 0) or 0)
+        return np.zeros((0, c), dtype=np.float32), np.zeros((0,), dtype=np.int64), None
+    embedding_out = torch.cat(emb_parts).numpy().astype(np.float32) \
+        if how and len(emb_parts) == len(logits_parts) else None
+    return (torch.cat(logits_parts).numpy().astype(np.float32), torch.cat(target_parts).numpy().astype(np.int64),
+            embedding_out)
 
 
 # ---------------------------------------------------------------- metrics
@@ -234,6 +304,38 @@ def confused_pairs(cm: np.ndarray | Sequence[Sequence[int]], classes: Sequence[s
     return out
 
 
+def embedding_metrics(embedding: np.ndarray | None, targets: np.ndarray, classes: Sequence[str],
+                      pairs: Sequence[dict[str, Any]], note: str = "") -> dict[str, Any]:
+    """``recall@1``, ``recall@5`` (%, leave-one-out retrieval on the split, :func:`~edge_fgic.metrics.recall_at_k`)
+    and an ``embedding`` section: its dimension, the scored queries, each class's ``spread`` and, for each
+    of ``pairs`` (the most-confused pairs), the cosine distance of the two class centroids, both spreads and
+    their ``separation`` (:func:`~edge_fgic.metrics.class_pair_distances`). Without an embedding the recalls
+    are None and the section holds only ``note`` (why)."""
+    if embedding is None or len(embedding) != len(targets):
+        return {"recall@1": None, "recall@5": None, "embedding": {"note": f"embedding metrics skipped: {note}"}}
+    c = len(classes)
+    rec = recall_at_k(embedding, targets, (1, 5))
+    geo = class_geometry(embedding, targets, c)
+    dists = class_pair_distances(embedding, targets, [(p["a_index"], p["b_index"]) for p in pairs], c)
+
+    def r(v: float | None) -> float | None:
+        return None if v is None or not np.isfinite(v) else round(float(v), _ROUND)
+
+    section = {
+        "dim": int(embedding.shape[1]),
+        "similarity": "cosine of the L2-normalised pre-logits embedding; distance = 1 - cosine",
+        "queries": rec["queries"], "unscored_queries": rec["unscored"],
+        **{k: r(v) for k, v in embedding_summary(embedding, targets, c).items() if k != "dim"},
+        "class_spread": {classes[i]: r(geo["spread"][i]) for i in range(c)},
+        "confused_pairs": [
+            {"rank": p["rank"], "a": p["a"], "b": p["b"], "total": p["total"], "distance": r(d["distance"]),
+             "a_spread": r(d["a_spread"]), "b_spread": r(d["b_spread"]), "separation": r(d["separation"])}
+            for p, d in zip(pairs, dists)
+        ],
+    }
+    return {"recall@1": r(rec["recall@1"]), "recall@5": r(rec["recall@5"]), "embedding": section}
+
+
 # ---------------------------------------------------------------- full evaluation
 
 
@@ -299,13 +401,15 @@ def _evaluate(
     split_name: str = "val",
     num_workers: int = 0,
     top_pairs: int = 10,
+    embedding: bool = True,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``dataset`` (eval transforms applied) and write the report files.
 
     Writes into ``out_dir``: ``per_class.csv``, ``confused_pairs.csv`` (every pair with an
     error), ``confusion_matrix.png``, ``gradcam.png`` (when ``gradcam_images > 0``) and,
-    last, ``metrics.json`` (metrics + split + file names; ``top_pairs`` pairs). Returns the
-    metrics dict plus ``"files"``: name -> path string.
+    last, ``metrics.json`` (metrics + split + file names; ``top_pairs`` pairs; the embedding's figures,
+    :func:`embedding_metrics`, from the same forward pass). Returns the metrics dict plus ``"files"``:
+    name -> path string.
     """
     out_dir = Path(out_dir)
     classes = list(getattr(dataset, "classes", None) or [])
@@ -316,8 +420,9 @@ def _evaluate(
             f"the model predicts {model_classes} classes but the {split_name} split has {len(classes)}; "
             "evaluate on the dataset the checkpoint was trained on"
         )
-    logits, targets = predict_logits(
-        model, dataset, device=device, batch_size=batch_size, num_workers=num_workers, progress=progress
+    logits, targets, emb = predict_with_embedding(
+        model, dataset, device=device, batch_size=batch_size, num_workers=num_workers, progress=progress,
+        embedding=embedding,
     )
     if not classes:
         classes = [str(k) for k in range(logits.shape[1])]
@@ -327,6 +432,10 @@ def _evaluate(
     if hasattr(net, "cfg") and hasattr(net.cfg, "name"):
         metrics["model"] = net.cfg.name
     metrics["preprocess"] = preprocess.to_dict()
+    metrics.update(embedding_metrics(emb, targets, classes, metrics["confused_pairs"],
+                                     note="" if emb is not None else
+                                     ("not asked for" if not embedding else embedding_source(model)[1]
+                                      or "the model gave no embedding")))
     cm = np.asarray(metrics["confusion_matrix"])
 
     files: dict[str, Path] = {}

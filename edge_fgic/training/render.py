@@ -53,17 +53,30 @@ def metrics_table(metrics: dict[str, Any], pairs: int = 5) -> Table:
     ):
         v = metrics.get(key)
         table.add_row(label, "-" if v is None else f"{float(v):.2f} %")
+    for k_ in (1, 5):
+        v = metrics.get(f"recall@{k_}")
+        if v is not None:
+            table.add_row(f"recall@{k_} (embedding)", f"{float(v):.2f} %")
     table.add_row("images", str(n))
+    emb = metrics.get("embedding") or {}
+    if emb.get("note"):
+        table.add_row("embedding", Text(emb["note"], style="dim"))
+    dist = {(d["a"], d["b"]): d for d in emb.get("confused_pairs") or []}
     top = list(metrics.get("confused_pairs") or [])[: max(0, pairs)]
     table.add_section()
     if not top:
         table.add_row("most confused pairs", "none (no errors)" if metrics.get("errors", 1) == 0 else "-")
         return table
-    table.add_row(Text("most confused pairs", style="bold"), Text("errors (a->b / b->a), % of pair", style="dim"))
+    legend = "errors (a->b / b->a), % of pair"
+    if dist:
+        legend += "; embedding: centroid distance (spread a / b), separation"
+    table.add_row(Text("most confused pairs", style="bold"), Text(legend, style="dim"))
     for p in top:
         # Text(), not markup: class names may contain '[' and must print verbatim
-        table.add_row(
-            Text(f"{p['a']} <-> {p['b']}", style="not bold"),
-            Text(f"{p['total']} ({p['a_as_b']} / {p['b_as_a']}), {p['rate']:.1f} % of {p['support']}"),
-        )
+        text = f"{p['total']} ({p['a_as_b']} / {p['b_as_a']}), {p['rate']:.1f} % of {p['support']}"
+        d = dist.get((p["a"], p["b"]))
+        if d and d.get("distance") is not None:
+            sep = "-" if d.get("separation") is None else f"{d['separation']:.2f}"
+            text += f"; {d['distance']:.3f} ({d['a_spread']:.3f} / {d['b_spread']:.3f}), {sep}"
+        table.add_row(Text(f"{p['a']} <-> {p['b']}", style="not bold"), Text(text))
     return table
