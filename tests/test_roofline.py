@@ -146,6 +146,7 @@ def test_bench_roofline_marks_rows_above_the_peak_and_the_report_names_the_kerne
         calls.append((precision, threads, fp32 is not None))
         return _fake_peak(precision, {"fp32": 1e11, "int8": 4e11, "bf16": 3e11}[precision])
     monkeypatch.setattr(roofline, "gemm_peak", fake_gemm_peak)
+    monkeypatch.setattr(roofline, "_PEAKS", {})  # peaks an earlier bench of this process measured
     monkeypatch.setattr(roofline, "_source_macs", lambda path, cache: 1_000_000_000)
     rows = [{"name": "fast.onnx", "artifact": "fast.onnx", "status": "ok", "precision": "fp32",
              "latency_ms": {"p50": 5.0}},
@@ -187,10 +188,15 @@ def test_rows_without_bf16_measure_no_bf16_peak(monkeypatch):
     calls = []
     monkeypatch.setattr(roofline, "gemm_peak", lambda p, **kw: calls.append(p) or _fake_peak(p, 1e11))
     monkeypatch.setattr(roofline, "_source_macs", lambda path, cache: 10**9)
+    monkeypatch.setattr(roofline, "_PEAKS", {})  # peaks an earlier bench of this process measured
     rows = [{"name": "a.onnx", "artifact": "a.onnx", "status": "ok", "precision": "fp32", "latency_ms": {"p50": 50.0}}]
     roof = roofline.bench_roofline(rows, None)
     assert calls == ["fp32", "int8"] and "bf16" not in roof["peaks"] and roof["threads"] == "default"
     assert "bf16" not in report.roofline_text(roof, rows)
+    # a second bench in the same process reuses the peaks; other threads are measured anew
+    assert roofline.bench_roofline(rows, None)["peaks"] == roof["peaks"] and calls == ["fp32", "int8"]
+    roofline.bench_roofline(rows, 1)
+    assert calls == ["fp32", "int8", "fp32", "int8"]
 
 
 def test_unknown_precision():
